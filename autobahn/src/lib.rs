@@ -1,0 +1,1 @@
+//! Autobahn conformance harness support.

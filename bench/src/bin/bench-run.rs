@@ -1,0 +1,401 @@
+//! `bench-run` — the driver. Usually started through `bench/run.sh`.
+//!
+//! ```text
+//! bench-run [all|throughput|idle]
+//! ```
+//!
+//! For each case and each impl: starts `echo-server <impl>` pinned to one core
+//! (`taskset -c $BENCH_SERVER_CPU`, default 0), runs `load` pinned to another
+//! (`$BENCH_LOAD_CPU`, default 1), samples the server's utime+stime from /proc/PID/stat
+//! when the load says MEASURE_START / MEASURE_END, kills the server and prints one markdown
+//! table per case. The idle mode opens `$BENCH_IDLE_CONNS` (default 5000) idle, handshaken
+//! connections to each server and reports the VmRSS growth per connection.
+//!
+//! Environment:
+//! - `BENCH_DURATION` measured seconds per case/impl (default 3)
+//! - `BENCH_WARMUP` warmup seconds per case/impl (default 1)
+//! - `BENCH_IMPLS` comma list of impls (default: all that `echo-server --list` prints)
+//! - `BENCH_CASES` comma list of case numbers, 1-based (default: all)
+//! - `BENCH_IDLE_CONNS` idle connections in idle mode (default 5000)
+//! - `BENCH_SERVER_CPU`, `BENCH_LOAD_CPU` cores to pin to (default 0 and 1)
+//! - `BENCH_PORT_BASE` first loopback port used (default 19100); each run uses the next one
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::time::{Duration, Instant};
+
+use hookup_bench::procfs;
+
+struct Case {
+    conns: usize,
+    size: usize,
+    window: usize,
+}
+
+const CASES: &[Case] = &[
+    Case { conns: 100, size: 20, window: 1 },
+    Case { conns: 16, size: 1024, window: 16 },
+    Case { conns: 100, size: 20, window: 16 },
+    Case { conns: 200, size: 16 * 1024, window: 1 },
+    Case { conns: 10, size: 1024 * 1024, window: 4 },
+];
+
+fn env_or<T: std::str::FromStr>(key: &str, default: T) -> T {
+    std::env::var(key).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn fmt_size(b: usize) -> String {
+    if b >= 1 << 20 && b % (1 << 20) == 0 {
+        format!("{} MiB", b >> 20)
+    } else if b >= 1 << 10 && b % (1 << 10) == 0 {
+        format!("{} KiB", b >> 10)
+    } else {
+        format!("{b} B")
+    }
+}
+
+/// A child process whose stdout lines arrive on a channel (read by a helper thread).
+struct Proc {
+    child: Child,
+    lines: Receiver<String>,
+}
+
+impl Proc {
+    fn spawn(mut cmd: Command) -> std::io::Result<Self> {
+        cmd.stdout(Stdio::piped()).stdin(Stdio::null());
+        let mut child = cmd.spawn()?;
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(Self { child, lines: rx })
+    }
+
+    fn pid(&self) -> String {
+        self.child.id().to_string()
+    }
+
+    /// Next stdout line, or None on timeout / EOF.
+    fn line(&self, deadline: Instant) -> Option<String> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match self.lines.recv_timeout(left) {
+            Ok(l) => Some(l),
+            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => None,
+        }
+    }
+
+    fn stop(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Env {
+    bin_dir: PathBuf,
+    taskset: bool,
+    server_cpu: String,
+    load_cpu: String,
+    tck: f64,
+    port: u16,
+}
+
+impl Env {
+    fn command(&self, cpu: &str, bin: &str) -> Command {
+        let path = self.bin_dir.join(bin);
+        if self.taskset {
+            let mut c = Command::new("taskset");
+            c.arg("-c").arg(cpu).arg(path);
+            c
+        } else {
+            Command::new(path)
+        }
+    }
+
+    fn next_addr(&mut self) -> String {
+        self.port += 1;
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Starts a server and waits for its LISTENING line.
+    fn start_server(&mut self, imp: &str) -> Result<(Proc, String), String> {
+        let addr = self.next_addr();
+        let mut cmd = self.command(&self.server_cpu, "echo-server");
+        cmd.arg(imp).arg(&addr).env("ECHO_SERVER_MAX_SECS", "600");
+        let p = Proc::spawn(cmd).map_err(|e| format!("spawn echo-server: {e}"))?;
+        match p.line(Instant::now() + Duration::from_secs(10)) {
+            Some(l) if l.starts_with("LISTENING") => Ok((p, addr)),
+            other => {
+                p.stop();
+                Err(format!("echo-server {imp} did not start: {other:?}"))
+            }
+        }
+    }
+}
+
+#[derive(Default)]
+struct Row {
+    imp: String,
+    msgs_per_sec: f64,
+    server_us_per_msg: f64,
+    server_cpu_pct: f64,
+    load_cpu_pct: f64,
+    err: Option<String>,
+}
+
+fn kv(line: &str, key: &str) -> Option<f64> {
+    line.split_whitespace()
+        .find_map(|f| f.strip_prefix(key)?.strip_prefix('=')?.parse().ok())
+}
+
+fn run_case(env: &mut Env, case: &Case, imp: &str, warmup: f64, duration: f64) -> Row {
+    let mut row = Row { imp: imp.to_string(), ..Row::default() };
+    let (server, addr) = match env.start_server(imp) {
+        Ok(x) => x,
+        Err(e) => {
+            row.err = Some(e);
+            return row;
+        }
+    };
+    let spid = server.pid();
+    let mut cmd = env.command(&env.load_cpu, "load");
+    cmd.args(["--addr", &addr])
+        .args(["--conns", &case.conns.to_string()])
+        .args(["--size", &case.size.to_string()])
+        .args(["--window", &case.window.to_string()])
+        .args(["--duration", &duration.to_string()])
+        .args(["--warmup", &warmup.to_string()])
+        .args(["--proto", if imp == "tcp" { "tcp" } else { "ws" }]);
+    let load = match Proc::spawn(cmd) {
+        Ok(p) => p,
+        Err(e) => {
+            server.stop();
+            row.err = Some(format!("spawn load: {e}"));
+            return row;
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs_f64(90.0 + warmup + duration);
+    let (mut cpu0, mut cpu1, mut t0, mut t1) = (None, None, None, None);
+    let mut result = None;
+    while let Some(line) = load.line(deadline) {
+        if line == "MEASURE_START" {
+            cpu0 = procfs::cpu_ticks(&spid);
+            t0 = Some(Instant::now());
+        } else if line == "MEASURE_END" {
+            cpu1 = procfs::cpu_ticks(&spid);
+            t1 = Some(Instant::now());
+        } else if line.starts_with("RESULT") {
+            result = Some(line);
+            break;
+        }
+    }
+    let server_alive = Path::new(&format!("/proc/{spid}")).exists();
+    server.stop();
+    load.stop();
+    let Some(result) = result else {
+        row.err = Some("load produced no RESULT (see stderr)".into());
+        return row;
+    };
+    row.msgs_per_sec = kv(&result, "msgs_per_sec").unwrap_or(0.0);
+    row.load_cpu_pct = kv(&result, "load_cpu_pct").unwrap_or(0.0);
+    let msgs = kv(&result, "msgs").unwrap_or(0.0);
+    if let (Some(c0), Some(c1), Some(t0), Some(t1)) = (cpu0, cpu1, t0, t1) {
+        let cpu_s = (c1 - c0) as f64 / env.tck;
+        if msgs > 0.0 {
+            row.server_us_per_msg = cpu_s * 1e6 / msgs;
+        }
+        row.server_cpu_pct = cpu_s / (t1 - t0).as_secs_f64() * 100.0;
+    }
+    let errors = kv(&result, "errors").unwrap_or(0.0);
+    if errors > 0.0 || !server_alive {
+        row.err = Some(format!("{errors} connection errors, server alive: {server_alive}"));
+    }
+    row
+}
+
+fn is_peer(imp: &str) -> bool {
+    imp != "tcp" && imp != "hookup"
+}
+
+fn print_case(case_no: usize, case: &Case, rows: &[Row]) {
+    println!(
+        "\n### Case {case_no}: {} conns × {}, window {}\n",
+        case.conns,
+        fmt_size(case.size),
+        case.window
+    );
+    let best_peer = rows
+        .iter()
+        .filter(|r| is_peer(&r.imp) && r.err.is_none())
+        .map(|r| r.msgs_per_sec)
+        .fold(0.0, f64::max);
+    let tcp = rows
+        .iter()
+        .find(|r| r.imp == "tcp" && r.err.is_none())
+        .map(|r| r.msgs_per_sec)
+        .unwrap_or(0.0);
+    let ratio = |v: f64, base: f64| {
+        if base > 0.0 { format!("{:.2}", v / base) } else { "–".into() }
+    };
+    println!("| impl | msgs/s | server CPU µs/msg | server CPU % | load CPU % | ratio to best peer | ratio to tcp |");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    for r in rows {
+        let note = r.err.as_deref().map(|e| format!(" ⚠ {e}")).unwrap_or_default();
+        println!(
+            "| {}{note} | {:.0} | {:.3} | {:.0} | {:.0} | {} | {} |",
+            r.imp,
+            r.msgs_per_sec,
+            r.server_us_per_msg,
+            r.server_cpu_pct,
+            r.load_cpu_pct,
+            ratio(r.msgs_per_sec, best_peer),
+            ratio(r.msgs_per_sec, tcp),
+        );
+    }
+}
+
+fn run_idle(env: &mut Env, imps: &[String], n: usize) {
+    println!("\n### Idle memory: {n} idle connections (handshake done, then nothing)\n");
+    println!("| impl | VmRSS before (KiB) | VmRSS with {n} idle (KiB) | bytes per idle conn |");
+    println!("|---|---:|---:|---:|");
+    for imp in imps {
+        let (server, addr) = match env.start_server(imp) {
+            Ok(x) => x,
+            Err(e) => {
+                println!("| {imp} ⚠ {e} | | | |");
+                continue;
+            }
+        };
+        let spid = server.pid();
+        std::thread::sleep(Duration::from_millis(200));
+        let before = procfs::status_kb(&spid, "VmRSS").unwrap_or(0);
+        let mut cmd = env.command(&env.load_cpu, "load");
+        cmd.args(["--addr", &addr])
+            .args(["--conns", &n.to_string()])
+            .args(["--idle", "--hold", "60"])
+            .args(["--proto", if imp == "tcp" { "tcp" } else { "ws" }]);
+        let load = match Proc::spawn(cmd) {
+            Ok(p) => p,
+            Err(e) => {
+                server.stop();
+                println!("| {imp} ⚠ spawn load: {e} | | | |");
+                continue;
+            }
+        };
+        let ready = load.line(Instant::now() + Duration::from_secs(150));
+        let row = match ready {
+            Some(l) if l.starts_with("IDLE_READY") => {
+                // Let the server finish whatever the last handshakes left to do.
+                std::thread::sleep(Duration::from_secs(1));
+                let after = procfs::status_kb(&spid, "VmRSS").unwrap_or(0);
+                let per = (after as f64 - before as f64) * 1024.0 / n as f64;
+                format!("| {imp} | {before} | {after} | {per:.0} |")
+            }
+            other => format!("| {imp} ⚠ load not ready: {other:?} | {before} | | |"),
+        };
+        println!("{row}");
+        server.stop();
+        load.stop();
+    }
+}
+
+fn main() {
+    let mode = std::env::args().nth(1).unwrap_or_else(|| "all".into());
+    if !matches!(mode.as_str(), "all" | "throughput" | "idle") {
+        eprintln!("usage: bench-run [all|throughput|idle]");
+        std::process::exit(2);
+    }
+    let bin_dir = std::env::current_exe().unwrap().parent().unwrap().to_path_buf();
+    let taskset = Command::new("taskset")
+        .arg("-V")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+        && std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) >= 2;
+    let mut env = Env {
+        bin_dir,
+        taskset,
+        server_cpu: env_or("BENCH_SERVER_CPU", "0".to_string()),
+        load_cpu: env_or("BENCH_LOAD_CPU", "1".to_string()),
+        tck: procfs::clk_tck() as f64,
+        port: env_or("BENCH_PORT_BASE", 19100u16),
+    };
+    let duration: f64 = env_or("BENCH_DURATION", 3.0);
+    let warmup: f64 = env_or("BENCH_WARMUP", 1.0);
+    let idle_conns: usize = env_or("BENCH_IDLE_CONNS", 5000);
+
+    let listed = Command::new(env.bin_dir.join("echo-server")).arg("--list").output();
+    let all: Vec<String> = match listed {
+        Ok(o) => String::from_utf8_lossy(&o.stdout).lines().map(str::to_string).collect(),
+        Err(e) => {
+            eprintln!("cannot run echo-server --list: {e}");
+            std::process::exit(1);
+        }
+    };
+    let imps: Vec<String> = match std::env::var("BENCH_IMPLS") {
+        Ok(v) if !v.is_empty() => v.split(',').map(|s| s.trim().to_string()).collect(),
+        _ => all,
+    };
+    let case_nos: Vec<usize> = match std::env::var("BENCH_CASES") {
+        Ok(v) if !v.is_empty() => v.split(',').filter_map(|s| s.trim().parse().ok()).collect(),
+        _ => (1..=CASES.len()).collect(),
+    };
+
+    println!("## hookup echo benchmark\n");
+    println!(
+        "- pinning: {}",
+        if env.taskset {
+            format!("server on core {}, load on core {} (taskset)", env.server_cpu, env.load_cpu)
+        } else {
+            "none (taskset missing or < 2 cores)".to_string()
+        }
+    );
+    println!("- per case and impl: {warmup} s warmup + {duration} s measured");
+    println!("- impls: {}", imps.join(", "));
+    println!(
+        "- server CPU = utime+stime of the server process over the measured window; \
+         ratios are msgs/s over the best peer (non-hookup, non-tcp) and over tcp"
+    );
+
+    if mode != "idle" {
+        for &no in &case_nos {
+            let Some(case) = CASES.get(no.wrapping_sub(1)) else {
+                eprintln!("no case {no}");
+                continue;
+            };
+            let rows: Vec<Row> = imps
+                .iter()
+                .map(|imp| {
+                    eprintln!(
+                        "[bench-run] case {no} ({} × {} w{}) {imp} ...",
+                        case.conns,
+                        fmt_size(case.size),
+                        case.window
+                    );
+                    run_case(&mut env, case, imp, warmup, duration)
+                })
+                .collect();
+            print_case(no, case, &rows);
+        }
+    }
+    if mode != "throughput" {
+        if let Some(lim) = procfs::nofile_soft_limit() {
+            if lim < idle_conns as u64 + 100 {
+                eprintln!(
+                    "[bench-run] warning: open-files limit {lim} < {} idle connections + 100: \
+                     raise it (run.sh does `ulimit -n`)",
+                    idle_conns
+                );
+            }
+        }
+        run_idle(&mut env, &imps, idle_conns);
+    }
+}

@@ -1,0 +1,1008 @@
+//! The connection state machine: one per WebSocket connection, both roles.
+
+use std::collections::VecDeque;
+use std::io::IoSlice;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use bytes::{Buf, Bytes, BytesMut};
+use http::StatusCode;
+use http::header::HeaderMap;
+
+use crate::close::{CloseCode, CloseFrame};
+use crate::config::Config;
+use crate::error::{Error, HandshakeError, ProtocolError, UsageError};
+use crate::frame::{FrameHeader, MAX_HEADER_LEN, OpCode};
+use crate::handshake::{self, Accept, ClientRequest, Request};
+use crate::mask::apply_mask;
+use crate::message::{Closed, Event, Fragment, Initiator, Message, MessageKind, Utf8Bytes};
+use crate::rng::Rng;
+use crate::utf8::Utf8Validator;
+
+/// Which end of the connection this is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Role {
+    /// Sends masked frames, expects unmasked ones.
+    Client,
+    /// Sends unmasked frames, expects masked ones.
+    Server,
+}
+
+/// The state of a connection. Every transition is made in this module;
+/// the table in the crate docs lists them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum State {
+    /// (Client) The request is written; waiting for the server's response.
+    AwaitingResponse,
+    /// (Server) Waiting for the client's request.
+    AwaitingRequest,
+    /// (Server) The request was shown to the application as
+    /// [`Event::Request`]; waiting for `accept` or `reject`.
+    AwaitingDecision,
+    /// Messages flow both ways.
+    Open,
+    /// This endpoint sent a close frame and waits for the peer's.
+    ClosingLocal,
+    /// (Client) Close frames were exchanged; waiting for the server to close
+    /// the transport (RFC 6455 §7.1.1).
+    ClosingRemote,
+    /// Finished. Write out remaining transmit bytes, then close the transport.
+    Closed,
+}
+
+/// The timers a connection keeps, in a fixed table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Timer {
+    Handshake = 0,
+    Close = 1,
+}
+
+const TIMER_COUNT: usize = 2;
+
+/// Pings remembered for round-trip times.
+const MAX_PENDING_PINGS: usize = 16;
+
+/// A frame whose header was decoded but whose payload is not complete yet.
+#[derive(Clone, Copy, Debug)]
+struct PartialFrame {
+    header: FrameHeader,
+    header_len: usize,
+    /// Payload bytes already unmasked (and, for text, validated).
+    done: usize,
+}
+
+/// A fragmented message being received.
+#[derive(Debug)]
+struct Incoming {
+    kind: MessageKind,
+    buf: BytesMut,
+    size: u64,
+}
+
+/// Outgoing bytes: whole segments (zero-copy payloads, or sealed copies)
+/// followed by a tail that small frames are appended to.
+#[derive(Debug, Default)]
+struct Outgoing {
+    segments: VecDeque<Bytes>,
+    tail: Vec<u8>,
+    /// Bytes of `tail` already handed out.
+    tail_pos: usize,
+    len: usize,
+}
+
+impl Outgoing {
+    fn seal_tail(&mut self) {
+        if self.tail.len() > self.tail_pos {
+            let mut tail = std::mem::take(&mut self.tail);
+            let rest = if self.tail_pos == 0 {
+                Bytes::from(tail)
+            } else {
+                tail.drain(..self.tail_pos);
+                Bytes::from(tail)
+            };
+            self.segments.push_back(rest);
+        } else {
+            self.tail.clear();
+        }
+        self.tail_pos = 0;
+    }
+
+    fn push_segment(&mut self, b: Bytes) {
+        self.seal_tail();
+        self.len += b.len();
+        self.segments.push_back(b);
+    }
+
+    fn advance(&mut self, mut n: usize) {
+        assert!(n <= self.len, "advance_transmit past the queued bytes");
+        self.len -= n;
+        while n > 0 {
+            if let Some(front) = self.segments.front_mut() {
+                if n >= front.len() {
+                    n -= front.len();
+                    self.segments.pop_front();
+                } else {
+                    front.advance(n);
+                    n = 0;
+                }
+            } else {
+                self.tail_pos += n;
+                n = 0;
+            }
+        }
+        if self.tail_pos == self.tail.len() {
+            self.tail.clear();
+            self.tail_pos = 0;
+        }
+    }
+}
+
+/// Where the handshake stands.
+#[derive(Debug)]
+enum Handshake {
+    Client {
+        accept: String,
+        protocols: Vec<String>,
+    },
+    Server {
+        pending: Option<Request>,
+    },
+    Done,
+}
+
+/// A WebSocket connection as a pure state machine (sans-IO).
+///
+/// The methods fall into four groups, as in quinn-proto:
+/// * getters (`state`, `role`, `transmit_len`, ...);
+/// * `handle_*`: input from the transport and the clock;
+/// * commands from the application (`send_*`, `close`, `accept`, `reject`);
+/// * `poll_*`: output for the caller to act on.
+///
+/// See the [crate docs](crate) for the run loop and the drain order.
+#[derive(Debug)]
+pub struct Connection {
+    role: Role,
+    state: State,
+    config: Config,
+    rng: Rng,
+    handshake: Handshake,
+    recv: BytesMut,
+    partial: Option<PartialFrame>,
+    incoming: Option<Incoming>,
+    utf8: Utf8Validator,
+    events: VecDeque<Event>,
+    buffered: usize,
+    out: Outgoing,
+    /// Kind of the outgoing fragmented message in progress, if any.
+    sending_fragmented: Option<MessageKind>,
+    timers: [Option<Instant>; TIMER_COUNT],
+    pings: VecDeque<(Bytes, Instant)>,
+    close_sent: Option<CloseFrame>,
+    close_received: Option<CloseFrame>,
+    close_initiator: Option<Initiator>,
+    /// The latest time passed in by the caller.
+    now: Instant,
+}
+
+impl Connection {
+    fn new(role: Role, state: State, handshake: Handshake, config: Config, now: Instant) -> Self {
+        let rng = config.rng_seed.map_or_else(Rng::from_std, Rng::from_seed);
+        let mut conn = Self {
+            role,
+            state,
+            rng,
+            handshake,
+            recv: BytesMut::new(),
+            partial: None,
+            incoming: None,
+            utf8: Utf8Validator::default(),
+            events: VecDeque::new(),
+            buffered: 0,
+            out: Outgoing::default(),
+            sending_fragmented: None,
+            timers: [None; TIMER_COUNT],
+            pings: VecDeque::new(),
+            close_sent: None,
+            close_received: None,
+            close_initiator: None,
+            now,
+            config,
+        };
+        if !matches!(state, State::Open)
+            && let Some(t) = conn.config.handshake_timeout
+        {
+            conn.set_timer(Timer::Handshake, now + t);
+        }
+        conn
+    }
+
+    /// A client that starts by sending the upgrade request for `request`.
+    pub fn client(request: &ClientRequest, config: Config, now: Instant) -> Self {
+        let mut conn = Self::new(
+            Role::Client,
+            State::AwaitingResponse,
+            Handshake::Done,
+            config,
+            now,
+        );
+        let key = request.fixed_key().unwrap_or_else(|| {
+            let mut k = [0u8; 16];
+            conn.rng.fill(&mut k);
+            k
+        });
+        let key = base64::engine::general_purpose::STANDARD.encode(key);
+        request.encode(&key, &mut conn.out.tail);
+        conn.out.len = conn.out.tail.len();
+        conn.handshake = Handshake::Client {
+            accept: handshake::accept_key(key.as_bytes()),
+            protocols: request.protocols().to_vec(),
+        };
+        conn
+    }
+
+    /// A server waiting for a client's upgrade request.
+    pub fn server(config: Config, now: Instant) -> Self {
+        Self::new(
+            Role::Server,
+            State::AwaitingRequest,
+            Handshake::Server { pending: None },
+            config,
+            now,
+        )
+    }
+
+    /// A connection whose opening handshake was done elsewhere (for example
+    /// by hyper's upgrade mechanism). It starts [`State::Open`].
+    pub fn new_open(role: Role, config: Config, now: Instant) -> Self {
+        Self::new(role, State::Open, Handshake::Done, config, now)
+    }
+
+    // ------------------------------------------------------------ getters
+
+    /// This endpoint's role.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// The current state.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// Whether the connection may still send data messages.
+    pub fn is_open(&self) -> bool {
+        self.state == State::Open
+    }
+
+    /// Whether the connection is finished (after [`Event::Closed`]).
+    pub fn is_closed(&self) -> bool {
+        self.state == State::Closed
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Whether the caller should read more bytes from the transport: false
+    /// once closed, while a server waits for the application's decision on a
+    /// request, and while received payload waiting in the event queue exceeds
+    /// [`Config::max_buffered_bytes`] (backpressure).
+    pub fn wants_read(&self) -> bool {
+        !matches!(self.state, State::Closed | State::AwaitingDecision)
+            && self.buffered < self.config.max_buffered_bytes
+    }
+
+    /// Bytes queued for the transport.
+    pub fn transmit_len(&self) -> usize {
+        self.out.len
+    }
+
+    /// Bytes the caller should make room for before its next read: what the
+    /// frame in progress still needs, at least `min`.
+    pub fn read_hint(&self, min: usize) -> usize {
+        let need = match self.partial {
+            Some(p) => (p.header_len as u64 + p.header.payload_len)
+                .saturating_sub(self.recv.len() as u64)
+                .min(self.config.max_frame_size as u64) as usize,
+            None => 0,
+        };
+        need.max(min)
+    }
+
+    // ------------------------------------------------------------ input
+
+    /// The receive buffer. A caller that reads from its transport straight
+    /// into it (for example with `read_buf`) avoids a copy; it must only
+    /// append bytes, then call [`handle_read`](Self::handle_read).
+    pub fn read_buf(&mut self) -> &mut BytesMut {
+        &mut self.recv
+    }
+
+    /// Processes bytes appended to [`read_buf`](Self::read_buf).
+    pub fn handle_read(&mut self, now: Instant) {
+        self.process(now);
+        if self.recv.is_empty() && self.recv.capacity() > 64 << 10 {
+            // Give back the memory of a large message once it is consumed.
+            self.recv = BytesMut::new();
+        }
+    }
+
+    /// Copies `data` into the receive buffer and processes it.
+    pub fn handle_input(&mut self, now: Instant, data: &[u8]) {
+        if self.state == State::Closed {
+            return;
+        }
+        self.recv.extend_from_slice(data);
+        self.handle_read(now);
+    }
+
+    /// The transport reached end of file (the peer closed it).
+    pub fn handle_eof(&mut self, now: Instant) {
+        self.advance_clock(now);
+        match self.state {
+            State::Closed => {}
+            State::AwaitingResponse | State::AwaitingRequest | State::AwaitingDecision => {
+                self.finish(false, Some(HandshakeError::Eof.into()));
+            }
+            State::ClosingRemote => self.finish(true, None),
+            State::Open | State::ClosingLocal => self.finish(false, Some(Error::Eof)),
+        }
+    }
+
+    /// Fires the timers that are due at `now`. Calling it early is harmless.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.advance_clock(now);
+        if self.timer_due(Timer::Handshake, now) {
+            self.timers[Timer::Handshake as usize] = None;
+            if matches!(
+                self.state,
+                State::AwaitingResponse | State::AwaitingRequest | State::AwaitingDecision
+            ) {
+                self.fail_handshake(HandshakeError::Timeout);
+            }
+        }
+        if self.timer_due(Timer::Close, now) {
+            self.timers[Timer::Close as usize] = None;
+            match self.state {
+                State::ClosingLocal => {
+                    self.finish(false, Some(Error::CloseTimeout(self.config.close_timeout)));
+                }
+                // The close frames were exchanged; the server was just slow to
+                // drop the transport.
+                State::ClosingRemote => self.finish(true, None),
+                _ => {}
+            }
+        }
+    }
+
+    // ------------------------------------------------------------ output
+
+    /// The next event, if any. Drain until `None` after every input.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        let ev = self.events.pop_front()?;
+        self.buffered -= event_weight(&ev);
+        Some(ev)
+    }
+
+    /// Appends every queued output byte to `buf` (moving the buffer without
+    /// copying when `buf` is empty). Returns whether anything was added.
+    pub fn poll_transmit(&mut self, buf: &mut Vec<u8>) -> bool {
+        if self.out.len == 0 {
+            return false;
+        }
+        if buf.is_empty() && self.out.segments.is_empty() && self.out.tail_pos == 0 {
+            std::mem::swap(buf, &mut self.out.tail);
+            if self.out.tail.capacity() < buf.capacity() / 2 {
+                self.out.tail = Vec::with_capacity(buf.capacity().min(64 << 10));
+            }
+        } else {
+            buf.reserve(self.out.len);
+            for s in &self.out.segments {
+                buf.extend_from_slice(s);
+            }
+            buf.extend_from_slice(&self.out.tail[self.out.tail_pos..]);
+            self.out.segments.clear();
+            self.out.tail.clear();
+            self.out.tail_pos = 0;
+        }
+        self.out.len = 0;
+        true
+    }
+
+    /// Fills `dst` with slices of the queued output, in order, for a
+    /// vectored write; returns how many were filled. Follow with
+    /// [`advance_transmit`](Self::advance_transmit) by the bytes written.
+    pub fn transmit_vectored<'a>(&'a self, dst: &mut [IoSlice<'a>]) -> usize {
+        let mut n = 0;
+        for s in &self.out.segments {
+            if n == dst.len() {
+                return n;
+            }
+            dst[n] = IoSlice::new(s);
+            n += 1;
+        }
+        if n < dst.len() && self.out.tail.len() > self.out.tail_pos {
+            dst[n] = IoSlice::new(&self.out.tail[self.out.tail_pos..]);
+            n += 1;
+        }
+        n
+    }
+
+    /// Marks `n` bytes of queued output as written.
+    ///
+    /// # Panics
+    /// If `n` exceeds [`transmit_len`](Self::transmit_len).
+    pub fn advance_transmit(&mut self, n: usize) {
+        self.out.advance(n);
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) should next be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.iter().flatten().min().copied()
+    }
+
+    // ------------------------------------------------------------ commands
+
+    /// (Server) Accepts the request shown in [`Event::Request`].
+    pub fn accept(&mut self, accept: Accept) -> Result<(), UsageError> {
+        let Handshake::Server { pending } = &mut self.handshake else {
+            return Err(UsageError::NoPendingRequest);
+        };
+        let Some(request) = pending.take() else {
+            return Err(UsageError::NoPendingRequest);
+        };
+        let start = self.out.tail.len();
+        if let Err(e) = handshake::encode_accept(&request, &accept, &mut self.out.tail) {
+            self.out.tail.truncate(start);
+            *pending = Some(request);
+            return Err(e);
+        }
+        self.out.len += self.out.tail.len() - start;
+        self.handshake = Handshake::Done;
+        self.timers[Timer::Handshake as usize] = None;
+        self.state = State::Open;
+        self.push_event(Event::Connected(handshake::Response {
+            subprotocol: accept.subprotocol,
+            headers: accept.headers,
+        }));
+        // Frames that arrived with the request.
+        self.process_frames();
+        Ok(())
+    }
+
+    /// (Server) Answers the request shown in [`Event::Request`] with a
+    /// non-101 response (any status, headers and body), then closes.
+    pub fn reject(
+        &mut self,
+        status: StatusCode,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<(), UsageError> {
+        match &mut self.handshake {
+            Handshake::Server { pending } if pending.is_some() => *pending = None,
+            _ => return Err(UsageError::NoPendingRequest),
+        }
+        let start = self.out.tail.len();
+        handshake::encode_response(status, headers, body, &mut self.out.tail);
+        self.out.len += self.out.tail.len() - start;
+        self.handshake = Handshake::Done;
+        self.finish(true, None);
+        Ok(())
+    }
+
+    /// Queues a text message.
+    pub fn send_text(&mut self, text: &str) -> Result<(), UsageError> {
+        self.send_frame(OpCode::Text, true, text.as_bytes())
+    }
+
+    /// Queues a binary message.
+    pub fn send_binary(&mut self, data: &[u8]) -> Result<(), UsageError> {
+        self.send_frame(OpCode::Binary, true, data)
+    }
+
+    /// Queues a message. A server queues a large payload (at least
+    /// [`Config::zero_copy_threshold`]) without copying it.
+    pub fn send(&mut self, message: Message) -> Result<(), UsageError> {
+        let opcode = if message.is_text() {
+            OpCode::Text
+        } else {
+            OpCode::Binary
+        };
+        let payload = message.into_bytes();
+        if self.role == Role::Server && payload.len() >= self.config.zero_copy_threshold {
+            self.check_can_send_data(opcode)?;
+            let header = FrameHeader {
+                fin: true,
+                rsv: 0,
+                opcode,
+                mask: None,
+                payload_len: payload.len() as u64,
+            };
+            header.encode(&mut self.out.tail);
+            self.out.len += header.encoded_len();
+            self.out.push_segment(payload);
+            return Ok(());
+        }
+        self.send_frame(opcode, true, &payload)
+    }
+
+    /// Queues one frame of a fragmented message. The first call gives the
+    /// message's kind; later calls continue it (their `kind` is ignored);
+    /// `fin` ends it. Text fragments together must form valid UTF-8.
+    pub fn send_fragment(
+        &mut self,
+        kind: MessageKind,
+        data: &[u8],
+        fin: bool,
+    ) -> Result<(), UsageError> {
+        let opcode = match (self.sending_fragmented, kind) {
+            (Some(_), _) => OpCode::Continuation,
+            (None, MessageKind::Text) => OpCode::Text,
+            (None, MessageKind::Binary) => OpCode::Binary,
+        };
+        self.send_frame(opcode, fin, data)?;
+        self.sending_fragmented = if fin { None } else { Some(kind) };
+        Ok(())
+    }
+
+    /// Sends a ping; its pong will report a round-trip time measured from `now`.
+    pub fn send_ping(&mut self, now: Instant, payload: &[u8]) -> Result<(), UsageError> {
+        self.advance_clock(now);
+        self.send_control(OpCode::Ping, payload)?;
+        if self.pings.len() == MAX_PENDING_PINGS {
+            self.pings.pop_front();
+        }
+        self.pings.push_back((Bytes::copy_from_slice(payload), now));
+        Ok(())
+    }
+
+    /// Sends an unsolicited pong (or a reply when `auto_pong` is off).
+    pub fn send_pong(&mut self, payload: &[u8]) -> Result<(), UsageError> {
+        self.send_control(OpCode::Pong, payload)
+    }
+
+    /// Starts the closing handshake with `code` and `reason` (at most 123
+    /// bytes). Messages may still arrive until the peer's close frame; the
+    /// peer has [`Config::close_timeout`] to send it.
+    pub fn close(&mut self, now: Instant, code: CloseCode, reason: &str) -> Result<(), UsageError> {
+        match self.state {
+            State::Open => {}
+            State::Closed => return Err(UsageError::Closed),
+            _ => return Err(UsageError::NotOpen),
+        }
+        if !code.is_valid_on_wire() {
+            return Err(UsageError::InvalidCloseCode(code.0));
+        }
+        if reason.len() > 123 {
+            return Err(UsageError::ControlPayloadTooLong);
+        }
+        self.queue_close(Some(CloseFrame {
+            code,
+            reason: reason.to_owned(),
+        }));
+        self.advance_clock(now);
+        self.close_initiator = Some(Initiator::Local);
+        self.state = State::ClosingLocal;
+        self.set_timer(Timer::Close, self.now + self.config.close_timeout);
+        Ok(())
+    }
+
+    // ------------------------------------------------------------ internals
+
+    fn set_timer(&mut self, t: Timer, at: Instant) {
+        self.timers[t as usize] = Some(at);
+    }
+
+    fn timer_due(&self, t: Timer, now: Instant) -> bool {
+        self.timers[t as usize].is_some_and(|at| at <= now)
+    }
+
+    fn push_event(&mut self, ev: Event) {
+        self.buffered += event_weight(&ev);
+        self.events.push_back(ev);
+    }
+
+    fn check_can_send_data(&self, opcode: OpCode) -> Result<(), UsageError> {
+        match self.state {
+            State::Open => {}
+            State::Closed => return Err(UsageError::Closed),
+            _ => return Err(UsageError::NotOpen),
+        }
+        match (self.sending_fragmented.is_some(), opcode) {
+            (true, OpCode::Text | OpCode::Binary) | (false, OpCode::Continuation) => {
+                Err(UsageError::NotOpen)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn send_control(&mut self, opcode: OpCode, payload: &[u8]) -> Result<(), UsageError> {
+        match self.state {
+            State::Open => {}
+            State::Closed => return Err(UsageError::Closed),
+            _ => return Err(UsageError::NotOpen),
+        }
+        if payload.len() > 125 {
+            return Err(UsageError::ControlPayloadTooLong);
+        }
+        self.write_frame(opcode, true, payload);
+        Ok(())
+    }
+
+    fn send_frame(&mut self, opcode: OpCode, fin: bool, payload: &[u8]) -> Result<(), UsageError> {
+        self.check_can_send_data(opcode)?;
+        self.write_frame(opcode, fin, payload);
+        Ok(())
+    }
+
+    /// Encodes a frame (header, then payload, masked for a client) onto the
+    /// output tail.
+    #[inline]
+    fn write_frame(&mut self, opcode: OpCode, fin: bool, payload: &[u8]) {
+        let mask = match self.role {
+            Role::Client => Some((self.rng.next_u64() as u32).to_ne_bytes()),
+            Role::Server => None,
+        };
+        let header = FrameHeader {
+            fin,
+            rsv: 0,
+            opcode,
+            mask,
+            payload_len: payload.len() as u64,
+        };
+        let mut h = [0u8; MAX_HEADER_LEN];
+        let hl = header.encode_to(&mut h);
+        let tail = &mut self.out.tail;
+        tail.reserve(hl + payload.len());
+        tail.extend_from_slice(&h[..hl]);
+        let start = tail.len();
+        tail.extend_from_slice(payload);
+        if let Some(key) = mask {
+            apply_mask(&mut tail[start..], key, 0);
+        }
+        self.out.len += hl + payload.len();
+    }
+
+    fn queue_close(&mut self, frame: Option<CloseFrame>) {
+        let mut payload = Vec::with_capacity(125);
+        if let Some(f) = &frame {
+            payload.extend_from_slice(&f.code.0.to_be_bytes());
+            payload.extend_from_slice(f.reason.as_bytes());
+        }
+        self.write_frame(OpCode::Close, true, &payload);
+        self.close_sent = frame.or(Some(CloseFrame {
+            code: CloseCode::NO_STATUS,
+            reason: String::new(),
+        }));
+    }
+
+    /// Ends the connection: emits [`Event::Closed`] once.
+    fn finish(&mut self, clean: bool, error: Option<Error>) {
+        if self.state == State::Closed {
+            return;
+        }
+        self.state = State::Closed;
+        self.timers = [None; TIMER_COUNT];
+        self.partial = None;
+        self.incoming = None;
+        self.recv = BytesMut::new();
+        let sent = self
+            .close_sent
+            .clone()
+            .filter(|f| f.code != CloseCode::NO_STATUS);
+        self.push_event(Event::Closed(Closed {
+            received: self.close_received.clone(),
+            sent,
+            initiator: self.close_initiator,
+            clean,
+            error,
+        }));
+    }
+
+    /// Fails the connection for a peer's protocol error (RFC 6455 §7.1.7):
+    /// queue a close frame with the error's code, then finish.
+    fn fail(&mut self, err: ProtocolError) {
+        if self.close_sent.is_none() {
+            self.close_initiator = Some(Initiator::Local);
+            self.queue_close(Some(CloseFrame {
+                code: err.close_code(),
+                reason: String::new(),
+            }));
+        }
+        self.finish(false, Some(Error::Protocol(err)));
+    }
+
+    fn fail_handshake(&mut self, err: HandshakeError) {
+        if self.role == Role::Server && self.state == State::AwaitingRequest {
+            let start = self.out.tail.len();
+            handshake::encode_error_response(&err, &mut self.out.tail);
+            self.out.len += self.out.tail.len() - start;
+        }
+        self.finish(false, Some(Error::Handshake(err)));
+    }
+
+    fn advance_clock(&mut self, now: Instant) {
+        if now > self.now {
+            self.now = now;
+        }
+    }
+
+    fn process(&mut self, now: Instant) {
+        self.advance_clock(now);
+        match self.state {
+            State::AwaitingResponse => self.process_response(),
+            State::AwaitingRequest => self.process_request(),
+            State::Open | State::ClosingLocal => self.process_frames(),
+            // Bytes after the close handshake, or while waiting for the
+            // application's decision, are kept (decision) or ignored.
+            State::ClosingRemote => self.recv.clear(),
+            State::AwaitingDecision | State::Closed => {}
+        }
+    }
+
+    fn process_response(&mut self) {
+        let Handshake::Client { accept, protocols } = &self.handshake else {
+            return;
+        };
+        match handshake::parse_response(&self.recv, accept, protocols, self.config.max_head_size) {
+            Ok(None) => {}
+            Ok(Some((response, n))) => {
+                self.recv.advance(n);
+                self.handshake = Handshake::Done;
+                self.timers[Timer::Handshake as usize] = None;
+                self.state = State::Open;
+                self.push_event(Event::Connected(response));
+                self.process_frames();
+            }
+            Err(e) => self.fail_handshake(e),
+        }
+    }
+
+    fn process_request(&mut self) {
+        match handshake::parse_request(&self.recv, self.config.max_head_size) {
+            Ok(None) => {}
+            Ok(Some((request, n))) => {
+                self.recv.advance(n);
+                self.handshake = Handshake::Server {
+                    pending: Some(request.clone()),
+                };
+                self.state = State::AwaitingDecision;
+                self.push_event(Event::Request(request));
+            }
+            Err(e) => self.fail_handshake(e),
+        }
+    }
+
+    /// Validates a header against the role, extensions, limits and the
+    /// fragmentation state, before any payload is buffered.
+    fn check_header(&self, h: &FrameHeader) -> Result<(), ProtocolError> {
+        if h.rsv != 0 {
+            return Err(ProtocolError::ReservedBits(h.rsv));
+        }
+        match (self.role, h.mask.is_some()) {
+            (Role::Server, false) => return Err(ProtocolError::UnmaskedFrame),
+            (Role::Client, true) => return Err(ProtocolError::MaskedFrame),
+            _ => {}
+        }
+        if h.payload_len > self.config.max_frame_size as u64 {
+            return Err(ProtocolError::FrameTooLarge {
+                size: h.payload_len,
+                max: self.config.max_frame_size,
+            });
+        }
+        match (h.opcode, &self.incoming) {
+            (OpCode::Continuation, None) => Err(ProtocolError::UnexpectedContinuation),
+            (OpCode::Text | OpCode::Binary, Some(_)) => Err(ProtocolError::ExpectedContinuation),
+            (OpCode::Continuation, Some(m)) => {
+                let size = m.size + h.payload_len;
+                if size > self.config.max_message_size as u64 {
+                    Err(ProtocolError::MessageTooLarge {
+                        size,
+                        max: self.config.max_message_size,
+                    })
+                } else {
+                    Ok(())
+                }
+            }
+            (OpCode::Text | OpCode::Binary, None)
+                if h.payload_len > self.config.max_message_size as u64 =>
+            {
+                Err(ProtocolError::MessageTooLarge {
+                    size: h.payload_len,
+                    max: self.config.max_message_size,
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether the payload of `h` is text that must be validated.
+    fn is_text_frame(&self, h: &FrameHeader) -> bool {
+        match h.opcode {
+            OpCode::Text => true,
+            OpCode::Continuation => self
+                .incoming
+                .as_ref()
+                .is_some_and(|m| m.kind == MessageKind::Text),
+            _ => false,
+        }
+    }
+
+    fn process_frames(&mut self) {
+        while matches!(self.state, State::Open | State::ClosingLocal) {
+            let p = match self.partial {
+                Some(p) => p,
+                None => match FrameHeader::decode(&self.recv) {
+                    Ok(None) => return,
+                    Ok(Some((header, header_len))) => {
+                        if let Err(e) = self.check_header(&header) {
+                            return self.fail(e);
+                        }
+                        if header.opcode == OpCode::Text {
+                            self.utf8.reset();
+                        }
+                        PartialFrame {
+                            header,
+                            header_len,
+                            done: 0,
+                        }
+                    }
+                    Err(e) => return self.fail(e),
+                },
+            };
+            // Checked against max_frame_size, so it fits in usize.
+            let len = p.header.payload_len as usize;
+            let avail = self.recv.len() - p.header_len;
+            if avail < len {
+                // Incomplete: unmask and validate what has arrived, so that
+                // invalid text fails fast (Autobahn 6.4.x).
+                let mut p = p;
+                if avail > p.done && self.is_text_frame(&p.header) {
+                    let range = p.header_len + p.done..p.header_len + avail;
+                    if let Some(key) = p.header.mask {
+                        apply_mask(&mut self.recv[range.clone()], key, p.done);
+                    }
+                    if self.utf8.feed(&self.recv[range], false).is_err() {
+                        return self.fail(ProtocolError::InvalidUtf8);
+                    }
+                    p.done = avail;
+                }
+                self.partial = Some(p);
+                return;
+            }
+            self.partial = None;
+            let range = p.header_len + p.done..p.header_len + len;
+            if let Some(key) = p.header.mask {
+                apply_mask(&mut self.recv[range.clone()], key, p.done);
+            }
+            let text = self.is_text_frame(&p.header);
+            if text && self.utf8.feed(&self.recv[range], p.header.fin).is_err() {
+                return self.fail(ProtocolError::InvalidUtf8);
+            }
+            self.recv.advance(p.header_len);
+            let payload = self.recv.split_to(len);
+            if let Err(e) = self.handle_frame(p.header, payload) {
+                return self.fail(e);
+            }
+        }
+    }
+
+    /// Handles one complete, unmasked (and, for text, validated) frame.
+    fn handle_frame(&mut self, h: FrameHeader, payload: BytesMut) -> Result<(), ProtocolError> {
+        match h.opcode {
+            OpCode::Text | OpCode::Binary => {
+                let kind = if h.opcode == OpCode::Text {
+                    MessageKind::Text
+                } else {
+                    MessageKind::Binary
+                };
+                if h.fin {
+                    self.deliver(kind, payload.freeze());
+                } else if self.config.stream_fragments {
+                    self.incoming = Some(Incoming {
+                        kind,
+                        buf: BytesMut::new(),
+                        size: payload.len() as u64,
+                    });
+                    self.push_event(Event::Fragment(Fragment {
+                        kind,
+                        data: payload.freeze(),
+                        fin: false,
+                    }));
+                } else {
+                    self.incoming = Some(Incoming {
+                        kind,
+                        size: payload.len() as u64,
+                        buf: payload,
+                    });
+                }
+            }
+            OpCode::Continuation => {
+                let Some(m) = self.incoming.as_mut() else {
+                    return Err(ProtocolError::UnexpectedContinuation);
+                };
+                m.size += payload.len() as u64;
+                if self.config.stream_fragments {
+                    let kind = m.kind;
+                    if h.fin {
+                        self.incoming = None;
+                    }
+                    self.push_event(Event::Fragment(Fragment {
+                        kind,
+                        data: payload.freeze(),
+                        fin: h.fin,
+                    }));
+                } else {
+                    m.buf.extend_from_slice(&payload);
+                    if h.fin {
+                        let m = self.incoming.take().expect("message in progress");
+                        self.deliver(m.kind, m.buf.freeze());
+                    }
+                }
+            }
+            OpCode::Ping => {
+                if self.config.auto_pong && self.state == State::Open {
+                    self.write_frame(OpCode::Pong, true, &payload);
+                }
+                self.push_event(Event::Ping(payload.freeze()));
+            }
+            OpCode::Pong => {
+                let payload = payload.freeze();
+                let rtt = self.match_pong(&payload);
+                self.push_event(Event::Pong { payload, rtt });
+            }
+            OpCode::Close => {
+                let frame = CloseFrame::parse(&payload)?;
+                self.close_received = Some(frame.clone().unwrap_or(CloseFrame {
+                    code: CloseCode::NO_STATUS,
+                    reason: String::new(),
+                }));
+                if self.state == State::Open {
+                    // Echo the peer's code (RFC 6455 §5.5.1).
+                    self.close_initiator = Some(Initiator::Remote);
+                    self.queue_close(frame.map(|f| CloseFrame {
+                        code: f.code,
+                        reason: String::new(),
+                    }));
+                }
+                match self.role {
+                    // The server closes the transport first (§7.1.1).
+                    Role::Server => self.finish(true, None),
+                    Role::Client => {
+                        self.state = State::ClosingRemote;
+                        self.recv.clear();
+                        if self.timers[Timer::Close as usize].is_none() {
+                            self.set_timer(Timer::Close, self.now + self.config.close_timeout);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn deliver(&mut self, kind: MessageKind, data: Bytes) {
+        let msg = match kind {
+            MessageKind::Text => Message::Text(Utf8Bytes::from_validated(data)),
+            MessageKind::Binary => Message::Binary(data),
+        };
+        self.push_event(Event::Message(msg));
+    }
+
+    fn match_pong(&mut self, payload: &Bytes) -> Option<Duration> {
+        let i = self.pings.iter().position(|(p, _)| p == payload)?;
+        let (_, sent) = self.pings.drain(..=i).last()?;
+        Some(self.now.saturating_duration_since(sent))
+    }
+}
+
+fn event_weight(ev: &Event) -> usize {
+    match ev {
+        Event::Message(m) => m.len(),
+        Event::Fragment(f) => f.data.len(),
+        _ => 0,
+    }
+}
