@@ -147,7 +147,7 @@ enum Handshake {
         protocols: Vec<String>,
     },
     Server {
-        pending: Option<Request>,
+        pending: Option<Box<Request>>,
     },
     Done,
 }
@@ -767,7 +767,7 @@ impl Connection {
             Ok(Some((request, n))) => {
                 self.recv.advance(n);
                 self.handshake = Handshake::Server {
-                    pending: Some(request.clone()),
+                    pending: Some(Box::new(request.clone())),
                 };
                 self.state = State::AwaitingDecision;
                 self.push_event(Event::Request(request));
