@@ -184,6 +184,10 @@ pub struct Connection {
     close_initiator: Option<Initiator>,
     /// The latest time passed in by the caller.
     now: Instant,
+    /// A peer error found after events that are still queued: the failure
+    /// takes effect once those are drained, so that replies to messages
+    /// before the bad frame still go out before our close frame.
+    pending_fail: Option<ProtocolError>,
 }
 
 impl Connection {
@@ -208,6 +212,7 @@ impl Connection {
             close_received: None,
             close_initiator: None,
             now,
+            pending_fail: None,
             config,
         };
         if !matches!(state, State::Open)
@@ -292,7 +297,15 @@ impl Connection {
     /// [`Config::max_buffered_bytes`] (backpressure).
     pub fn wants_read(&self) -> bool {
         !matches!(self.state, State::Closed | State::AwaitingDecision)
+            && self.pending_fail.is_none()
             && self.buffered < self.config.max_buffered_bytes
+    }
+
+    /// Whether events are waiting in [`poll_event`](Self::poll_event).
+    /// An adapter may defer flushing output while this is true, so that
+    /// replies to a burst of messages leave in one write.
+    pub fn has_events(&self) -> bool {
+        !self.events.is_empty()
     }
 
     /// Bytes queued for the transport.
@@ -342,6 +355,9 @@ impl Connection {
     /// The transport reached end of file (the peer closed it).
     pub fn handle_eof(&mut self, now: Instant) {
         self.advance_clock(now);
+        if let Some(e) = self.pending_fail.take() {
+            return self.fail(e);
+        }
         match self.state {
             State::Closed => {}
             State::AwaitingResponse | State::AwaitingRequest | State::AwaitingDecision => {
@@ -382,6 +398,11 @@ impl Connection {
 
     /// The next event, if any. Drain until `None` after every input.
     pub fn poll_event(&mut self) -> Option<Event> {
+        if self.events.is_empty()
+            && let Some(e) = self.pending_fail.take()
+        {
+            self.fail(e);
+        }
         let ev = self.events.pop_front()?;
         self.buffered -= event_weight(&ev);
         Some(ev)
@@ -715,6 +736,15 @@ impl Connection {
         self.finish(false, Some(Error::Protocol(err)));
     }
 
+    /// Fails now, or after the queued events are drained (see `pending_fail`).
+    fn defer_fail(&mut self, err: ProtocolError) {
+        if self.events.is_empty() {
+            self.fail(err);
+        } else {
+            self.pending_fail = Some(err);
+        }
+    }
+
     fn fail_handshake(&mut self, err: HandshakeError) {
         if self.role == Role::Server && self.state == State::AwaitingRequest {
             let start = self.out.tail.len();
@@ -732,6 +762,9 @@ impl Connection {
 
     fn process(&mut self, now: Instant) {
         self.advance_clock(now);
+        if self.pending_fail.is_some() {
+            return;
+        }
         match self.state {
             State::AwaitingResponse => self.process_response(),
             State::AwaitingRequest => self.process_request(),
@@ -839,7 +872,7 @@ impl Connection {
                     Ok(None) => return,
                     Ok(Some((header, header_len))) => {
                         if let Err(e) = self.check_header(&header) {
-                            return self.fail(e);
+                            return self.defer_fail(e);
                         }
                         if header.opcode == OpCode::Text {
                             self.utf8.reset();
@@ -850,7 +883,7 @@ impl Connection {
                             done: 0,
                         }
                     }
-                    Err(e) => return self.fail(e),
+                    Err(e) => return self.defer_fail(e),
                 },
             };
             // Checked against max_frame_size, so it fits in usize.
@@ -866,7 +899,7 @@ impl Connection {
                         apply_mask(&mut self.recv[range.clone()], key, p.done);
                     }
                     if self.utf8.feed(&self.recv[range], false).is_err() {
-                        return self.fail(ProtocolError::InvalidUtf8);
+                        return self.defer_fail(ProtocolError::InvalidUtf8);
                     }
                     p.done = avail;
                 }
@@ -880,12 +913,12 @@ impl Connection {
             }
             let text = self.is_text_frame(&p.header);
             if text && self.utf8.feed(&self.recv[range], p.header.fin).is_err() {
-                return self.fail(ProtocolError::InvalidUtf8);
+                return self.defer_fail(ProtocolError::InvalidUtf8);
             }
             self.recv.advance(p.header_len);
             let payload = self.recv.split_to(len);
             if let Err(e) = self.handle_frame(p.header, payload) {
-                return self.fail(e);
+                return self.defer_fail(e);
             }
         }
     }

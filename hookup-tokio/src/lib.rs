@@ -1,4 +1,50 @@
-//! Adapter crate (filled by a later issue).
+//! # hookup-tokio
+//!
+//! WebSocket client and server for [tokio], built on the sans-IO state
+//! machine [`hookup_proto`]. This crate only moves bytes between sockets and
+//! the state machine and arms its timers; every protocol decision is made in
+//! `hookup-proto`.
+//!
+//! ```no_run
+//! # async fn run() -> hookup_tokio::Result<()> {
+//! let mut ws = hookup_tokio::connect("ws://127.0.0.1:9001/echo").await?;
+//! ws.send("hello").await?;
+//! if let Some(msg) = ws.recv().await {
+//!     println!("{:?}", msg?);
+//! }
+//! ws.close(hookup_tokio::CloseCode::NORMAL, "bye").await?;
+//! # Ok(()) }
+//! ```
+//!
+//! * [`connect`]/[`connect_with`] for `ws://` and `wss://` (feature `tls`,
+//!   on by default, rustls).
+//! * [`accept`]/[`accept_with`] for any `AsyncRead + AsyncWrite` stream, and
+//!   [`Server`] to bind a listener, route by path and answer plain HTTP.
+//! * [`WebSocket`] is a `Stream` of [`Message`]s and a `Sink` of them, with
+//!   `recv`/`send`, and [`WebSocket::split`] into halves for two tasks.
+//! * Hyper/axum upgrades: [`WebSocket::from_upgraded`] (see the
+//!   `hyper_upgrade` example).
 #![deny(missing_docs)]
 
+mod client;
+mod error;
+mod message;
+mod server;
+mod stream;
+#[cfg(feature = "tls")]
+pub mod tls;
+mod ws;
+
 pub use hookup_proto as proto;
+pub use hookup_proto::{
+    Accept, ClientRequest, CloseCode, CloseFrame, Closed, Request, Response, Role,
+};
+
+pub use client::{ClientConfig, client, connect, connect_with};
+pub use error::{Error, Result};
+pub use message::Message;
+pub use server::{
+    BoundServer, HttpResponse, Server, accept, accept_request, accept_with, text_response,
+};
+pub use stream::MaybeTlsStream;
+pub use ws::{Config, ReadHalf, WebSocket, WriteHalf};

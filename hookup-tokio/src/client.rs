@@ -1,0 +1,103 @@
+//! Connecting as a client.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hookup_proto::{ClientRequest, Response};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+
+use crate::error::{Error, Result};
+use crate::stream::MaybeTlsStream;
+use crate::ws::{Config, WebSocket, client_handshake};
+
+/// Client settings: the adapter configuration plus connect options.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct ClientConfig {
+    /// Connection configuration.
+    pub ws: Config,
+    /// Time allowed for TCP connect and TLS handshake (default 10 s). The
+    /// WebSocket handshake has its own `ws.proto.handshake_timeout`.
+    pub connect_timeout: Duration,
+    /// TLS settings for `wss://` (default: Mozilla roots from `webpki-roots`).
+    #[cfg(feature = "tls")]
+    pub tls: Option<Arc<tokio_rustls::rustls::ClientConfig>>,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        Self {
+            ws: Config::default(),
+            connect_timeout: Duration::from_secs(10),
+            #[cfg(feature = "tls")]
+            tls: None,
+        }
+    }
+}
+
+/// Connects to a `ws://` or `wss://` URL with default settings.
+pub async fn connect(url: &str) -> Result<WebSocket<MaybeTlsStream>> {
+    let request = ClientRequest::new(url)?;
+    Ok(connect_with(request, &ClientConfig::default()).await?.0)
+}
+
+/// Connects with a full request (subprotocols, headers) and settings;
+/// returns the socket and the server's handshake response.
+pub async fn connect_with(
+    request: ClientRequest,
+    config: &ClientConfig,
+) -> Result<(WebSocket<MaybeTlsStream>, Response)> {
+    let addr = (request.host().to_owned(), request.port());
+    let tcp = tokio::time::timeout(config.connect_timeout, TcpStream::connect(addr))
+        .await
+        .map_err(|_| Error::Connect(format!("timed out connecting to {}", request.uri())))?
+        .map_err(|e| Error::Connect(format!("{}: {e}", request.uri())))?;
+    let _ = tcp.set_nodelay(true);
+    let stream = if request.is_tls() {
+        tls_connect(tcp, &request, config).await?
+    } else {
+        MaybeTlsStream::Plain(tcp)
+    };
+    client(stream, &request, &config.ws).await
+}
+
+#[cfg(feature = "tls")]
+async fn tls_connect(
+    tcp: TcpStream,
+    request: &ClientRequest,
+    config: &ClientConfig,
+) -> Result<MaybeTlsStream> {
+    use rustls_pki_types::ServerName;
+    let tls = config
+        .tls
+        .clone()
+        .unwrap_or_else(crate::tls::default_client_config);
+    let name = ServerName::try_from(request.host().to_owned())
+        .map_err(|e| Error::Connect(format!("invalid TLS server name {}: {e}", request.host())))?;
+    let connector = tokio_rustls::TlsConnector::from(tls);
+    let s = tokio::time::timeout(config.connect_timeout, connector.connect(name, tcp))
+        .await
+        .map_err(|_| Error::Connect("TLS handshake timed out".into()))?
+        .map_err(|e| Error::Connect(format!("TLS handshake failed: {e}")))?;
+    Ok(MaybeTlsStream::ClientTls(Box::new(s)))
+}
+
+#[cfg(not(feature = "tls"))]
+async fn tls_connect(_: TcpStream, _: &ClientRequest, _: &ClientConfig) -> Result<MaybeTlsStream> {
+    Err(Error::Connect("wss:// needs the `tls` feature".into()))
+}
+
+/// Runs the client handshake over any stream (for example one that is
+/// already connected, or an in-memory duplex).
+pub async fn client<S: AsyncRead + AsyncWrite + Unpin>(
+    io: S,
+    request: &ClientRequest,
+    config: &Config,
+) -> Result<(WebSocket<S>, Response)> {
+    client_handshake(io, request, config).await
+}
+
+#[cfg(not(feature = "tls"))]
+#[allow(dead_code)]
+type Unused = Arc<()>;
