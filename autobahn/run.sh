@@ -97,24 +97,24 @@ fi
 KOSOKU="$VENV/bin/kosoku"
 
 # ---------------------------------------------------------------- processes
-WORK="$(mktemp -d "${TMPDIR:-/tmp}/autobahn.XXXXXX")"
-CHILD_PIDS=()   # each started with its own process group (pgid == pid)
+CHILD_PIDS=()   # each started in its own session, so pgid == pid
 
-kill_group() {  # kill_group PID: TERM the group, KILL it if still there after 3 s
-    local pid=$1 i
-    kill -0 "$pid" 2>/dev/null || return 0
-    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
-    for i in $(seq 30); do
-        kill -0 "$pid" 2>/dev/null || break
+# kill_group PID: TERM PID's whole process group (the command under test may
+# have forked), KILL whatever is left after 3 s.
+kill_group() {
+    local pid=$1
+    kill -TERM -- "-$pid" 2>/dev/null || return 0   # nothing left in the group
+    for _ in $(seq 30); do
+        kill -0 -- "-$pid" 2>/dev/null || break
         sleep 0.1
     done
-    kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+    kill -KILL -- "-$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
 }
+# shellcheck disable=SC2317  # invoked by the EXIT trap
 cleanup() {
     local pid
     for pid in "${CHILD_PIDS[@]}"; do kill_group "$pid"; done
-    rm -rf "$WORK"
 }
 trap cleanup EXIT
 trap 'exit 130' INT
@@ -132,6 +132,7 @@ start_bg() {
     CHILD_PIDS+=("$BG_PID")
 }
 show_log() {  # show_log FILE: print its last lines
+    [[ -s $1 ]] || return 0
     log "last lines of $1:"
     tail -n "${2:-20}" "$1" | sed 's/^/    /' >&2
 }
@@ -170,8 +171,10 @@ with socket.create_connection((host, port), timeout=5) as s:
 EOF
 }
 
-rm -rf "$REPORTS"
+# Clear what an earlier run left (only kosoku's and our own files).
 mkdir -p "$REPORTS"
+rm -f "$REPORTS"/index.json "$REPORTS"/index.html "$REPORTS"/*_case_*.json \
+    "$REPORTS"/*_case_*.html "$REPORTS"/*.log
 export AUTOBAHN_HOST=$HOST AUTOBAHN_AGENT=$NAME
 FAIL=0
 START=$SECONDS

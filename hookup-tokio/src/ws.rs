@@ -209,7 +209,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
 
     fn fail_io(&mut self, e: io::Error) {
         self.read_eof = true;
-        if self.io_error.is_none() {
+        // After the close frames were exchanged, a reset is just the end.
+        if self.io_error.is_none() && self.conn.state() != hookup_proto::State::ClosingRemote {
             self.io_error = Some(e);
         }
         self.conn.handle_eof(now());
