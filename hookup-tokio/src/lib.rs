@@ -48,3 +48,8 @@ pub use server::{
 };
 pub use stream::MaybeTlsStream;
 pub use ws::{Config, ReadHalf, WebSocket, WriteHalf};
+
+/// The README's code, compiled as a doc test.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
