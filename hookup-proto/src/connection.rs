@@ -110,6 +110,12 @@ impl Outgoing {
     }
 
     fn push_segment(&mut self, b: Bytes) {
+        // An empty segment would show up as an empty slice in
+        // `transmit_vectored` (and stay at the front once the bytes before
+        // it are written): a writer of the first slice would write 0 bytes.
+        if b.is_empty() {
+            return;
+        }
         self.seal_tail();
         self.len += b.len();
         self.segments.push_back(b);
@@ -172,7 +178,7 @@ pub struct Connection {
     partial: Option<PartialFrame>,
     incoming: Option<Incoming>,
     utf8: Utf8Validator,
-    events: VecDeque<Event>,
+    events: VecDeque<Queued>,
     buffered: usize,
     out: Outgoing,
     /// Kind of the outgoing fragmented message in progress, if any.
@@ -293,12 +299,13 @@ impl Connection {
 
     /// Whether the caller should read more bytes from the transport: false
     /// once closed, while a server waits for the application's decision on a
-    /// request, and while received payload waiting in the event queue exceeds
-    /// [`Config::max_buffered_bytes`] (backpressure).
+    /// request, and while received payload waiting in the event queue reaches
+    /// [`Config::max_buffered_bytes`] (backpressure). An empty queue never
+    /// stops reading, whatever the limit.
     pub fn wants_read(&self) -> bool {
         !matches!(self.state, State::Closed | State::AwaitingDecision)
             && self.pending_fail.is_none()
-            && self.buffered < self.config.max_buffered_bytes
+            && (self.buffered == 0 || self.buffered < self.config.max_buffered_bytes)
     }
 
     /// Whether events are waiting in [`poll_event`](Self::poll_event).
@@ -404,8 +411,14 @@ impl Connection {
             self.fail(e);
         }
         let ev = self.events.pop_front()?;
-        self.buffered -= event_weight(&ev);
-        Some(ev)
+        self.buffered -= ev.weight();
+        // Each arm returns on its own: with a shared tail the compiler builds
+        // the `Event` on the stack and copies all 256 bytes of it.
+        match ev {
+            Queued::Message(m) => Some(Event::Message(m)),
+            Queued::Fragment(f) => Some(Event::Fragment(f)),
+            Queued::Other(ev) => unbox_event(ev),
+        }
     }
 
     /// Appends every queued output byte to `buf` (moving the buffer without
@@ -550,6 +563,19 @@ impl Connection {
         self.send_frame(opcode, true, &payload)
     }
 
+    /// Queues one message whose payload is the concatenation of `parts`
+    /// (for example a protocol header and an application payload), copied
+    /// once into the output queue.
+    pub fn send_parts(&mut self, kind: MessageKind, parts: &[&[u8]]) -> Result<(), UsageError> {
+        let opcode = match kind {
+            MessageKind::Text => OpCode::Text,
+            MessageKind::Binary => OpCode::Binary,
+        };
+        self.check_can_send_data(opcode)?;
+        self.write_frame_parts(opcode, true, parts);
+        Ok(())
+    }
+
     /// Queues one frame of a fragmented message. The first call gives the
     /// message's kind; later calls continue it (their `kind` is ignored);
     /// `fin` ends it. Text fragments together must form valid UTF-8.
@@ -622,7 +648,19 @@ impl Connection {
     }
 
     fn push_event(&mut self, ev: Event) {
-        self.buffered += event_weight(&ev);
+        self.push_queued(match ev {
+            Event::Message(m) => Queued::Message(m),
+            Event::Fragment(f) => Queued::Fragment(f),
+            other => Queued::Other(Box::new(other)),
+        });
+    }
+
+    // Not inlined, so that the compiler does not merge it with the inlined
+    // push in `deliver` into one block that goes through a stack copy
+    // (whose wide reloads of narrow stores stall store forwarding).
+    #[inline(never)]
+    fn push_queued(&mut self, ev: Queued) {
+        self.buffered += ev.weight();
         self.events.push_back(ev);
     }
 
@@ -663,6 +701,13 @@ impl Connection {
     /// output tail.
     #[inline]
     fn write_frame(&mut self, opcode: OpCode, fin: bool, payload: &[u8]) {
+        self.write_frame_parts(opcode, fin, &[payload]);
+    }
+
+    /// Encodes one frame whose payload is the concatenation of `parts`.
+    #[inline]
+    fn write_frame_parts(&mut self, opcode: OpCode, fin: bool, parts: &[&[u8]]) {
+        let len: usize = parts.iter().map(|p| p.len()).sum();
         let mask = match self.role {
             Role::Client => Some((self.rng.next_u64() as u32).to_ne_bytes()),
             Role::Server => None,
@@ -672,19 +717,21 @@ impl Connection {
             rsv: 0,
             opcode,
             mask,
-            payload_len: payload.len() as u64,
+            payload_len: len as u64,
         };
         let mut h = [0u8; MAX_HEADER_LEN];
         let hl = header.encode_to(&mut h);
         let tail = &mut self.out.tail;
-        tail.reserve(hl + payload.len());
+        tail.reserve(hl + len);
         tail.extend_from_slice(&h[..hl]);
         let start = tail.len();
-        tail.extend_from_slice(payload);
+        for p in parts {
+            tail.extend_from_slice(p);
+        }
         if let Some(key) = mask {
             apply_mask(&mut tail[start..], key, 0);
         }
-        self.out.len += hl + payload.len();
+        self.out.len += hl + len;
     }
 
     fn queue_close(&mut self, frame: Option<CloseFrame>) {
@@ -710,6 +757,11 @@ impl Connection {
         self.partial = None;
         self.incoming = None;
         self.recv = BytesMut::new();
+        // A request still awaiting a decision (handshake timeout or EOF)
+        // can no longer be accepted: that would reopen a closed connection.
+        if let Handshake::Server { pending } = &mut self.handshake {
+            *pending = None;
+        }
         let sent = self
             .close_sent
             .clone()
@@ -915,8 +967,11 @@ impl Connection {
             if text && self.utf8.feed(&self.recv[range], p.header.fin).is_err() {
                 return self.defer_fail(ProtocolError::InvalidUtf8);
             }
-            self.recv.advance(p.header_len);
-            let payload = self.recv.split_to(len);
+            // One split for header and payload (each split costs an atomic
+            // reference count increment); skipping the header on the frozen
+            // view is pointer arithmetic.
+            let mut payload = self.recv.split_to(p.header_len + len).freeze();
+            payload.advance(p.header_len);
             if let Err(e) = self.handle_frame(p.header, payload) {
                 return self.defer_fail(e);
             }
@@ -924,7 +979,7 @@ impl Connection {
     }
 
     /// Handles one complete, unmasked (and, for text, validated) frame.
-    fn handle_frame(&mut self, h: FrameHeader, payload: BytesMut) -> Result<(), ProtocolError> {
+    fn handle_frame(&mut self, h: FrameHeader, payload: Bytes) -> Result<(), ProtocolError> {
         match h.opcode {
             OpCode::Text | OpCode::Binary => {
                 let kind = if h.opcode == OpCode::Text {
@@ -933,23 +988,31 @@ impl Connection {
                     MessageKind::Binary
                 };
                 if h.fin {
-                    self.deliver(kind, payload.freeze());
+                    self.deliver(kind, payload);
                 } else if self.config.stream_fragments {
                     self.incoming = Some(Incoming {
                         kind,
                         buf: BytesMut::new(),
                         size: payload.len() as u64,
                     });
-                    self.push_event(Event::Fragment(Fragment {
+                    self.push_queued(Queued::Fragment(Fragment {
                         kind,
-                        data: payload.freeze(),
+                        data: payload,
                         fin: false,
                     }));
                 } else {
+                    // Room for a continuation of the same size without
+                    // growing again.
+                    let cap = payload
+                        .len()
+                        .saturating_mul(2)
+                        .min(self.config.max_message_size);
+                    let mut buf = BytesMut::with_capacity(cap);
+                    buf.extend_from_slice(&payload);
                     self.incoming = Some(Incoming {
                         kind,
                         size: payload.len() as u64,
-                        buf: payload,
+                        buf,
                     });
                 }
             }
@@ -963,9 +1026,9 @@ impl Connection {
                     if h.fin {
                         self.incoming = None;
                     }
-                    self.push_event(Event::Fragment(Fragment {
+                    self.push_queued(Queued::Fragment(Fragment {
                         kind,
-                        data: payload.freeze(),
+                        data: payload,
                         fin: h.fin,
                     }));
                 } else {
@@ -980,10 +1043,9 @@ impl Connection {
                 if self.config.auto_pong && self.state == State::Open {
                     self.write_frame(OpCode::Pong, true, &payload);
                 }
-                self.push_event(Event::Ping(payload.freeze()));
+                self.push_event(Event::Ping(payload));
             }
             OpCode::Pong => {
-                let payload = payload.freeze();
                 let rtt = self.match_pong(&payload);
                 self.push_event(Event::Pong { payload, rtt });
             }
@@ -1018,11 +1080,18 @@ impl Connection {
     }
 
     fn deliver(&mut self, kind: MessageKind, data: Bytes) {
-        let msg = match kind {
-            MessageKind::Text => Message::Text(Utf8Bytes::from_validated(data)),
-            MessageKind::Binary => Message::Binary(data),
-        };
-        self.push_event(Event::Message(msg));
+        self.buffered += data.len();
+        match kind {
+            MessageKind::Text => {
+                self.events
+                    .push_back(Queued::Message(Message::Text(Utf8Bytes::from_validated(
+                        data,
+                    ))))
+            }
+            MessageKind::Binary => self
+                .events
+                .push_back(Queued::Message(Message::Binary(data))),
+        }
     }
 
     fn match_pong(&mut self, payload: &Bytes) -> Option<Duration> {
@@ -1032,10 +1101,53 @@ impl Connection {
     }
 }
 
-fn event_weight(ev: &Event) -> usize {
-    match ev {
-        Event::Message(m) => m.len(),
-        Event::Fragment(f) => f.data.len(),
-        _ => 0,
+/// A queued event. Messages and fragments are kept inline and everything
+/// else boxed, so queueing a message moves 48 bytes instead of a whole
+/// `Event` (256 bytes, because of `Request`).
+#[derive(Debug)]
+enum Queued {
+    Message(Message),
+    Fragment(Fragment),
+    Other(Box<Event>),
+}
+
+impl Queued {
+    /// Received payload bytes, for backpressure.
+    fn weight(&self) -> usize {
+        match self {
+            Self::Message(m) => m.len(),
+            Self::Fragment(f) => f.data.len(),
+            Self::Other(_) => 0,
+        }
     }
+}
+
+/// Regressions found by the fuzz targets in `fuzz/`.
+#[cfg(test)]
+mod fuzz_regressions {
+    use super::*;
+
+    /// `connection_ops`: with `max_buffered_bytes` at 0, `wants_read` was
+    /// false even with an empty event queue, so a caller that obeys it never
+    /// read anything.
+    #[test]
+    fn zero_max_buffered_bytes_still_reads_with_an_empty_queue() {
+        let now = Instant::now();
+        let mut config = Config::default();
+        config.max_buffered_bytes = 0;
+        let server = Connection::server(config.clone(), now);
+        assert!(server.wants_read());
+        let mut open = Connection::new_open(Role::Client, config, now);
+        assert!(open.wants_read());
+        open.handle_input(now, &[0x82, 0x01, 0xAA]);
+        assert!(!open.wants_read(), "one byte queued, over the limit");
+        assert!(matches!(open.poll_event(), Some(Event::Message(_))));
+        assert!(open.wants_read());
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn unbox_event(ev: Box<Event>) -> Option<Event> {
+    Some(*ev)
 }

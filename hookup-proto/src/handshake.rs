@@ -189,9 +189,12 @@ impl ClientRequest {
     /// Writes the upgrade request for the base64 `key` to `out`.
     pub(crate) fn encode(&self, key: &str, out: &mut Vec<u8>) {
         let path = self.uri.path_and_query().map_or("/", |p| p.as_str());
-        let path = if path.is_empty() { "/" } else { path };
         let authority = self.uri.authority().map_or("", |a| a.as_str());
         out.extend_from_slice(b"GET ");
+        // Origin form: "ws://host?q" has an empty path, sent as "/?q".
+        if !path.starts_with('/') {
+            out.push(b'/');
+        }
         out.extend_from_slice(path.as_bytes());
         out.extend_from_slice(b" HTTP/1.1\r\nHost: ");
         out.extend_from_slice(authority.as_bytes());
@@ -243,7 +246,12 @@ pub(crate) fn parse_response(
 ) -> Result<Option<(Response, usize)>, HandshakeError> {
     let mut raw = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut resp = httparse::Response::new(&mut raw);
-    let n = match resp.parse(buf).map_err(parse_error) {
+    // Parse no more than the limit, so that a head too large is refused
+    // the same way however it was split into reads.
+    let n = match resp
+        .parse(&buf[..buf.len().min(max_head)])
+        .map_err(parse_error)
+    {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => {
             check_head_size(buf, max_head)?;
@@ -395,7 +403,12 @@ pub(crate) fn parse_request(
 ) -> Result<Option<(Request, usize)>, HandshakeError> {
     let mut raw = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut raw);
-    let n = match req.parse(buf).map_err(parse_error) {
+    // Parse no more than the limit, so that a head too large is refused
+    // the same way however it was split into reads.
+    let n = match req
+        .parse(&buf[..buf.len().min(max_head)])
+        .map_err(parse_error)
+    {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => {
             check_head_size(buf, max_head)?;

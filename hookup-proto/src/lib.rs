@@ -100,11 +100,13 @@
 mod close;
 mod config;
 mod connection;
+mod endpoint;
 mod error;
 pub mod frame;
 pub mod handshake;
 pub mod mask;
 mod message;
+pub mod reliable;
 mod rng;
 mod utf8;
 
@@ -114,6 +116,7 @@ pub use http;
 pub use close::{CloseCode, CloseFrame};
 pub use config::Config;
 pub use connection::{Connection, Role, State};
+pub use endpoint::Endpoint;
 pub use error::{Error, HandshakeError, ProtocolError, UsageError};
 pub use handshake::{Accept, ClientRequest, Request, Response};
 pub use message::{Closed, Event, Fragment, Initiator, Message, MessageKind, Utf8Bytes};

@@ -7,44 +7,50 @@
 /// masked payload (so a payload can be unmasked in several pieces).
 #[inline]
 pub fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: usize) {
-    let rot = offset % 4;
-    let key = [
-        key[rot],
-        key[(rot + 1) % 4],
-        key[(rot + 2) % 4],
-        key[(rot + 3) % 4],
-    ];
-    if buf.len() < 16 {
-        for (i, b) in buf.iter_mut().enumerate() {
-            *b ^= key[i & 3];
-        }
-        return;
-    }
-    // Words are loaded and stored in native byte order, so the key word is
-    // built the same way: its bytes in memory order are key, key.
-    let k64 = u64::from_ne_bytes([
-        key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3],
-    ]);
+    // The key as it lines up with `buf[0..4]`: rotated by `offset`. Words
+    // are loaded and stored in native byte order, so the key words are
+    // built the same way: their bytes in memory order are key, key, ...
+    let shift = 8 * (offset % 4) as u32;
+    let k32 = if cfg!(target_endian = "little") {
+        u32::from_le_bytes(key).rotate_right(shift)
+    } else {
+        u32::from_be_bytes(key).rotate_left(shift)
+    };
+    let key = k32.to_ne_bytes();
+    // Both halves are `k32`, so this is right in either byte order.
+    let k64 = (u64::from(k32) << 32) | u64::from(k32);
     let mut blocks = buf.chunks_exact_mut(32);
     for block in &mut blocks {
         for word in block.chunks_exact_mut(8) {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(word);
-            let v = u64::from_ne_bytes(w) ^ k64;
-            word.copy_from_slice(&v.to_ne_bytes());
+            xor_word(word, k64);
         }
     }
     let rest = blocks.into_remainder();
     let mut words = rest.chunks_exact_mut(8);
     for word in &mut words {
-        let mut w = [0u8; 8];
+        xor_word(word, k64);
+    }
+    let rest = words.into_remainder();
+    if rest.len() >= 4 {
+        let (word, rest) = rest.split_at_mut(4);
+        let mut w = [0u8; 4];
         w.copy_from_slice(word);
-        let v = u64::from_ne_bytes(w) ^ k64;
-        word.copy_from_slice(&v.to_ne_bytes());
+        word.copy_from_slice(&(u32::from_ne_bytes(w) ^ k32).to_ne_bytes());
+        for (b, k) in rest.iter_mut().zip(key) {
+            *b ^= k;
+        }
+    } else {
+        for (b, k) in rest.iter_mut().zip(key) {
+            *b ^= k;
+        }
     }
-    for (i, b) in words.into_remainder().iter_mut().enumerate() {
-        *b ^= key[i & 3];
-    }
+}
+
+#[inline(always)]
+fn xor_word(word: &mut [u8], k64: u64) {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(word);
+    word.copy_from_slice(&(u64::from_ne_bytes(w) ^ k64).to_ne_bytes());
 }
 
 /// Byte-at-a-time reference implementation, for tests and benchmarks.

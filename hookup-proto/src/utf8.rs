@@ -25,22 +25,62 @@ fn seq_len(first: u8) -> usize {
     }
 }
 
+/// Below this length an ASCII check (a few word operations) comes first:
+/// `simdutf8` hands inputs shorter than its 64-byte block to
+/// `core::str::from_utf8`, which goes byte by byte on short input.
+const SHORT: usize = 64;
+
 /// Validates `chunk`; `Ok(n)` is the length of the incomplete tail (0..=3)
 /// that may still become valid.
+///
+/// The last code point is split off first when it is incomplete, so the
+/// body is validated once, by the fast `simdutf8::basic` validator, even
+/// when a read or a fragment ends inside a character.
+#[inline]
 fn validate_prefix(chunk: &[u8]) -> Result<usize, Invalid> {
-    match simdutf8::basic::from_utf8(chunk) {
-        Ok(_) => Ok(0),
-        Err(_) => match simdutf8::compat::from_utf8(chunk) {
-            Ok(_) => Ok(0),
-            Err(e) if e.error_len().is_none() => Ok(chunk.len() - e.valid_up_to()),
-            Err(_) => Err(Invalid),
-        },
+    if chunk.len() < SHORT && chunk.is_ascii() {
+        return Ok(0);
     }
+    let tail = incomplete_tail_len(chunk);
+    let (body, tail_bytes) = chunk.split_at(chunk.len() - tail);
+    if simdutf8::basic::from_utf8(body).is_err() {
+        return Err(Invalid);
+    }
+    match std::str::from_utf8(tail_bytes) {
+        Ok(_) => Ok(0),
+        // An incomplete but so far valid code point.
+        Err(e) if e.error_len().is_none() => Ok(tail),
+        Err(_) => Err(Invalid),
+    }
+}
+
+/// The length of the last code point of `chunk` when its lead byte is in
+/// the last three bytes and announces more bytes than follow it; else 0
+/// (then the whole chunk is validated as complete text).
+#[inline]
+fn incomplete_tail_len(chunk: &[u8]) -> usize {
+    for i in 1..=chunk.len().min(3) {
+        let b = chunk[chunk.len() - i];
+        if b & 0xC0 != 0x80 {
+            // Not a continuation byte: the last code point starts here.
+            return if seq_len(b) > i { i } else { 0 };
+        }
+    }
+    0
 }
 
 impl Utf8Validator {
     /// Feeds the next bytes of the text. `last` says the text ends here.
-    pub(crate) fn feed(&mut self, mut chunk: &[u8], last: bool) -> Result<(), Invalid> {
+    #[inline]
+    pub(crate) fn feed(&mut self, chunk: &[u8], last: bool) -> Result<(), Invalid> {
+        // Short ASCII text (the common small message) in a few word operations.
+        if self.carry_len == 0 && chunk.len() < SHORT && chunk.is_ascii() {
+            return Ok(());
+        }
+        self.feed_slow(chunk, last)
+    }
+
+    fn feed_slow(&mut self, mut chunk: &[u8], last: bool) -> Result<(), Invalid> {
         if self.carry_len > 0 {
             let have = usize::from(self.carry_len);
             let need = seq_len(self.carry[0]);

@@ -48,18 +48,26 @@ pub async fn connect_with(
     request: ClientRequest,
     config: &ClientConfig,
 ) -> Result<(WebSocket<MaybeTlsStream>, Response)> {
+    let stream = open_transport(&request, config).await?;
+    client(stream, &request, &config.ws).await
+}
+
+/// Opens the TCP (and TLS) transport for a request.
+pub(crate) async fn open_transport(
+    request: &ClientRequest,
+    config: &ClientConfig,
+) -> Result<MaybeTlsStream> {
     let addr = (request.host().to_owned(), request.port());
     let tcp = tokio::time::timeout(config.connect_timeout, TcpStream::connect(addr))
         .await
         .map_err(|_| Error::Connect(format!("timed out connecting to {}", request.uri())))?
         .map_err(|e| Error::Connect(format!("{}: {e}", request.uri())))?;
     let _ = tcp.set_nodelay(true);
-    let stream = if request.is_tls() {
-        tls_connect(tcp, &request, config).await?
+    if request.is_tls() {
+        tls_connect(tcp, request, config).await
     } else {
-        MaybeTlsStream::Plain(tcp)
-    };
-    client(stream, &request, &config.ws).await
+        Ok(MaybeTlsStream::Plain(tcp))
+    }
 }
 
 #[cfg(feature = "tls")]

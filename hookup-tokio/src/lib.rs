@@ -29,6 +29,7 @@
 mod client;
 mod error;
 mod message;
+pub mod reliable;
 mod server;
 mod stream;
 #[cfg(feature = "tls")]

@@ -71,6 +71,18 @@ impl Message {
     }
 }
 
+impl Message {
+    /// The data message for the protocol layer (control variants become an
+    /// empty binary message; the reliable layer carries data only).
+    pub(crate) fn to_proto(&self) -> hookup_proto::Message {
+        match self {
+            Self::Text(t) => hookup_proto::Message::Text(t.clone()),
+            Self::Binary(b) => hookup_proto::Message::Binary(b.clone()),
+            other => hookup_proto::Message::Binary(Bytes::copy_from_slice(other.as_bytes())),
+        }
+    }
+}
+
 impl From<hookup_proto::Message> for Message {
     fn from(m: hookup_proto::Message) -> Self {
         match m {

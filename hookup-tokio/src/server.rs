@@ -67,6 +67,7 @@ where
     };
     match decision {
         Ok(accept) => {
+            core.subprotocol = accept.subprotocol.clone();
             core.conn.accept(accept)?;
             // Consume `Connected`; messages that came with the request stay queued.
             poll_fn(|cx| core.poll_handshake(cx)).await?;

@@ -11,10 +11,9 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker, ready};
 use std::time::Instant;
 
-use bytes::BytesMut;
 use futures_core::Stream;
 use futures_sink::Sink;
-use hookup_proto::{CloseCode, Closed, Connection, Event, Initiator, Response};
+use hookup_proto::{CloseCode, Closed, Connection, Endpoint, Event, Initiator, Response};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Sleep;
 
@@ -62,71 +61,19 @@ enum Phase {
     Done,
 }
 
-/// The driver: the state machine, the stream and the timer.
-pub(crate) struct Core<S> {
-    pub(crate) conn: Connection,
-    io: S,
+/// A tokio sleep armed at an endpoint's `poll_timeout`, allocated only when
+/// a timer is first needed.
+#[derive(Default)]
+pub(crate) struct Timer {
     sleep: Option<Pin<Box<Sleep>>>,
     sleep_at: Option<Instant>,
-    need_flush: bool,
-    read_eof: bool,
-    read_size: usize,
-    max_read_size: usize,
-    write_buffer_size: usize,
-    phase: Phase,
-    io_error: Option<io::Error>,
-    closed: Option<Closed>,
-    /// The last item the stream yields after `Closed` (a close frame or an error).
-    final_item: Option<Result<Message>>,
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
-    pub(crate) fn new(conn: Connection, io: S, config: &Config) -> Self {
-        Self {
-            conn,
-            io,
-            sleep: None,
-            sleep_at: None,
-            need_flush: false,
-            read_eof: false,
-            read_size: MIN_READ,
-            max_read_size: config.max_read_size.max(MIN_READ),
-            write_buffer_size: config.write_buffer_size,
-            phase: Phase::Running,
-            io_error: None,
-            closed: None,
-            final_item: None,
-        }
-    }
-
-    /// Writes out all queued output and flushes the stream.
-    fn poll_write_out(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        while self.conn.transmit_len() > 0 {
-            let n = if self.io.is_write_vectored() {
-                let mut slices = [IoSlice::new(&[]); 32];
-                let k = self.conn.transmit_vectored(&mut slices);
-                ready!(Pin::new(&mut self.io).poll_write_vectored(cx, &slices[..k]))?
-            } else {
-                let mut slices = [IoSlice::new(&[])];
-                self.conn.transmit_vectored(&mut slices);
-                ready!(Pin::new(&mut self.io).poll_write(cx, &slices[0]))?
-            };
-            if n == 0 {
-                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
-            }
-            self.conn.advance_transmit(n);
-            self.need_flush = true;
-        }
-        if self.need_flush {
-            ready!(Pin::new(&mut self.io).poll_flush(cx))?;
-            self.need_flush = false;
-        }
-        Poll::Ready(Ok(()))
-    }
-
-    /// Fires due timers; arms the sleep otherwise. Returns whether a timer fired.
-    fn poll_timer(&mut self, cx: &mut Context<'_>) -> bool {
-        let Some(at) = self.conn.poll_timeout() else {
+impl Timer {
+    /// Fires due timers of `e`; arms the sleep otherwise. Returns whether a
+    /// timer fired.
+    pub(crate) fn poll(&mut self, e: &mut impl Endpoint, cx: &mut Context<'_>) -> bool {
+        let Some(at) = e.poll_timeout() else {
             self.sleep_at = None;
             return false;
         };
@@ -134,7 +81,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
         // sleep as pending.
         let t = now();
         if t >= at {
-            self.conn.handle_timeout(t);
+            e.handle_timeout(t);
             return true;
         }
         if self.sleep_at != Some(at) {
@@ -148,10 +95,153 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
         let sleep = self.sleep.as_mut().expect("armed above");
         if sleep.as_mut().poll(cx).is_ready() {
             self.sleep_at = None;
-            self.conn.handle_timeout(now());
+            e.handle_timeout(now());
             return true;
         }
         false
+    }
+}
+
+/// The runtime half of a driver: the stream, the timer and the read sizing.
+/// Generic over the sans-IO [`Endpoint`] it serves (a `Connection` or a
+/// reliable `Session`).
+pub(crate) struct Io<S> {
+    pub(crate) stream: S,
+    timer: Timer,
+    need_flush: bool,
+    read_size: usize,
+    max_read_size: usize,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
+    pub(crate) fn new(stream: S, max_read_size: usize) -> Self {
+        Self {
+            stream,
+            timer: Timer::default(),
+            need_flush: false,
+            read_size: MIN_READ,
+            max_read_size: max_read_size.max(MIN_READ),
+        }
+    }
+
+    /// Whether output is queued or a flush is owed.
+    pub(crate) fn has_output(&self, e: &impl Endpoint) -> bool {
+        e.transmit_len() > 0 || self.need_flush
+    }
+
+    /// Writes out all queued output (vectored: large payloads are not
+    /// copied) and flushes the stream.
+    pub(crate) fn poll_write_out(
+        &mut self,
+        e: &mut impl Endpoint,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<()>> {
+        while e.transmit_len() > 0 {
+            let n = if self.stream.is_write_vectored() {
+                let mut slices = [IoSlice::new(&[]); 32];
+                let k = e.transmit_vectored(&mut slices);
+                ready!(Pin::new(&mut self.stream).poll_write_vectored(cx, &slices[..k]))?
+            } else {
+                let mut slices = [IoSlice::new(&[])];
+                e.transmit_vectored(&mut slices);
+                ready!(Pin::new(&mut self.stream).poll_write(cx, &slices[0]))?
+            };
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            e.advance_transmit(n);
+            self.need_flush = true;
+        }
+        if self.need_flush {
+            ready!(Pin::new(&mut self.stream).poll_flush(cx))?;
+            self.need_flush = false;
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// Fires due timers; arms the sleep otherwise. Returns whether a timer fired.
+    pub(crate) fn poll_timer(&mut self, e: &mut impl Endpoint, cx: &mut Context<'_>) -> bool {
+        self.timer.poll(e, cx)
+    }
+
+    /// Reads once into the endpoint's buffer (reads grow while the socket
+    /// fills them and shrink back when it does not).
+    pub(crate) fn poll_read(
+        &mut self,
+        e: &mut impl Endpoint,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<usize>> {
+        let want = e.read_hint(self.read_size).min(self.max_read_size);
+        let Some(buf) = e.read_buf() else {
+            return Poll::Ready(Ok(0));
+        };
+        if buf.capacity() - buf.len() < MIN_READ {
+            buf.reserve(want);
+        }
+        let room = buf.capacity() - buf.len();
+        let n = ready!(tokio_util::io::poll_read_buf(
+            Pin::new(&mut self.stream),
+            cx,
+            buf
+        ))?;
+        if n == room {
+            self.read_size = (self.read_size * 2).min(self.max_read_size);
+        } else if n < self.read_size / 4 {
+            self.read_size = (self.read_size / 2).max(MIN_READ);
+        }
+        Poll::Ready(Ok(n))
+    }
+
+    pub(crate) fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let r = ready!(Pin::new(&mut self.stream).poll_shutdown(cx));
+        self.timer = Timer::default();
+        Poll::Ready(r)
+    }
+}
+
+/// The driver of a plain WebSocket: a `Connection` on an `Io`.
+pub(crate) struct Core<S> {
+    pub(crate) conn: Connection,
+    io: Io<S>,
+    read_eof: bool,
+    write_buffer_size: usize,
+    phase: Phase,
+    io_error: Option<io::Error>,
+    closed: Option<Closed>,
+    /// The last item the stream yields after `Closed` (a close frame or an error).
+    final_item: Option<Result<Message>>,
+    /// The subprotocol agreed in the handshake.
+    pub(crate) subprotocol: Option<String>,
+    /// The application is working through received messages that were
+    /// already waiting when `recv` returned: `send` leaves the write to its
+    /// next `recv` (coalescing).
+    in_burst: bool,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
+    pub(crate) fn new(conn: Connection, io: S, config: &Config) -> Self {
+        Self {
+            conn,
+            io: Io::new(io, config.max_read_size),
+            read_eof: false,
+            write_buffer_size: config.write_buffer_size,
+            phase: Phase::Running,
+            io_error: None,
+            closed: None,
+            final_item: None,
+            in_burst: false,
+            subprotocol: None,
+        }
+    }
+
+    /// The state machine and the stream, for moving the connection into
+    /// another driver (the reliable session).
+    pub(crate) fn into_parts(self) -> (Connection, S) {
+        (self.conn, self.io.stream)
+    }
+
+    fn poll_write_out(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.io.poll_write_out(&mut self.conn, cx)
     }
 
     /// Drives I/O until the state machine has an event; `None` once the
@@ -167,9 +257,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
                     continue;
                 }
                 Phase::ShuttingDown => {
-                    let _ = ready!(Pin::new(&mut self.io).poll_shutdown(cx));
+                    let _ = ready!(self.io.poll_shutdown(cx));
                     self.phase = Phase::Done;
-                    self.sleep = None;
                     continue;
                 }
                 Phase::Running => {}
@@ -183,19 +272,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
             }
             // Nothing left to hand out: the application is about to wait,
             // so this is the moment to write everything queued in one go.
-            if (self.conn.transmit_len() > 0 || self.need_flush)
+            if self.io.has_output(&self.conn)
                 && let Poll::Ready(Err(e)) = self.poll_write_out(cx)
             {
                 self.fail_io(e);
                 continue;
             }
-            if self.poll_timer(cx) {
+            if self.io.poll_timer(&mut self.conn, cx) {
                 continue;
             }
             if self.read_eof || !self.conn.wants_read() {
                 return Poll::Pending;
             }
-            match self.poll_read(cx) {
+            match self.io.poll_read(&mut self.conn, cx) {
                 Poll::Ready(Ok(0)) => {
                     self.read_eof = true;
                     self.conn.handle_eof(now());
@@ -216,29 +305,42 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
         self.conn.handle_eof(now());
     }
 
-    fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
-        let want = self.conn.read_hint(self.read_size).min(self.max_read_size);
-        let buf: &mut BytesMut = self.conn.read_buf();
-        if buf.capacity() - buf.len() < MIN_READ {
-            buf.reserve(want);
-        }
-        let room = buf.capacity() - buf.len();
-        let n = ready!(tokio_util::io::poll_read_buf(
-            Pin::new(&mut self.io),
-            cx,
-            buf
-        ))?;
-        // Grow reads while the socket fills them; shrink back when idle.
-        if n == room {
-            self.read_size = (self.read_size * 2).min(self.max_read_size);
-        } else if n < self.read_size / 4 {
-            self.read_size = (self.read_size / 2).max(MIN_READ);
-        }
-        Poll::Ready(Ok(n))
-    }
-
     /// The stream: messages (and surfaced control frames) until closed.
     pub(crate) fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message>>> {
+        let r = self.poll_next_item(cx);
+        self.in_burst = r.is_ready() && self.conn.has_events();
+        r
+    }
+
+    /// Reads and processes what the socket has ready, without waiting, so
+    /// that pings are answered (and a peer's close or EOF is noticed) while
+    /// the application only writes. Events stay queued for `poll_next`; the
+    /// read stops at `max_buffered_bytes` like any other.
+    fn poll_input(&mut self, cx: &mut Context<'_>) {
+        let mut progress = false;
+        for _ in 0..8 {
+            if self.phase != Phase::Running || self.read_eof || !self.conn.wants_read() {
+                break;
+            }
+            match self.io.poll_read(&mut self.conn, cx) {
+                Poll::Ready(Ok(0)) => {
+                    self.read_eof = true;
+                    self.conn.handle_eof(now());
+                }
+                Poll::Ready(Ok(_)) => self.conn.handle_read(now()),
+                Poll::Ready(Err(e)) => self.fail_io(e),
+                Poll::Pending => break,
+            }
+            progress = true;
+        }
+        if progress {
+            // A reader parked on the socket (split halves) must learn of
+            // the events queued here.
+            cx.waker().wake_by_ref();
+        }
+    }
+
+    fn poll_next_item(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message>>> {
         loop {
             match ready!(self.poll_event(cx)) {
                 None => return Poll::Ready(self.final_item.take()),
@@ -276,6 +378,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
 
     pub(crate) fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
         self.check_open()?;
+        self.poll_input(cx);
+        if !self.conn.is_open() {
+            // The peer closed or the transport ended meanwhile: get the
+            // close reply out; sending now reports the state.
+            if let Poll::Ready(Err(e)) = self.poll_write_out(cx) {
+                self.fail_io(e);
+            }
+        }
         if self.conn.transmit_len() >= self.write_buffer_size {
             ready!(self.poll_write_out(cx))?;
         }
@@ -340,7 +450,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
     }
 
     pub(crate) fn get_ref(&self) -> &S {
-        &self.io
+        &self.io.stream
     }
 }
 
@@ -388,7 +498,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     pub async fn send(&mut self, msg: impl Into<Message>) -> Result<()> {
         poll_fn(|cx| self.core.poll_ready(cx)).await?;
         self.core.start_send(msg.into())?;
-        if self.core.conn.has_events()
+        if self.core.in_burst
+            && self.core.conn.has_events()
             && self.core.conn.transmit_len() < self.core.write_buffer_size
         {
             // More input is waiting: the next `recv` flushes.
@@ -426,6 +537,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             .closed
             .clone()
             .ok_or(Error::Usage(hookup_proto::UsageError::Closed))
+    }
+
+    /// The subprotocol agreed in the opening handshake.
+    pub fn subprotocol(&self) -> Option<&str> {
+        self.core.subprotocol.as_deref()
+    }
+
+    /// The state machine and the stream, to hand the connection to another
+    /// driver (the reliable session layer does this).
+    pub fn into_parts(self) -> (Connection, S) {
+        self.core.into_parts()
     }
 
     /// How the connection ended, once it has.
@@ -616,7 +738,10 @@ pub(crate) async fn client_handshake<S: AsyncRead + AsyncWrite + Unpin>(
     let conn = Connection::client(request, config.proto.clone(), now());
     let mut core = Core::new(conn, io, config);
     match poll_fn(|cx| core.poll_handshake(cx)).await? {
-        Event::Connected(r) => Ok((WebSocket::from_core(core), r)),
+        Event::Connected(r) => {
+            core.subprotocol = r.subprotocol.clone();
+            Ok((WebSocket::from_core(core), r))
+        }
         _ => Err(Error::Handshake(hookup_proto::HandshakeError::Malformed(
             "unexpected event".into(),
         ))),

@@ -8,7 +8,16 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use hookup_tokio::proto::http::{HeaderValue, StatusCode, header};
-use hookup_tokio::{ClientConfig, ClientRequest, CloseCode, Config, Message, Server, connect_with};
+use std::sync::{Arc, Mutex};
+
+use hookup_tokio::proto::reliable::SessionConfig;
+use hookup_tokio::reliable::{
+    self, DeliveryOutcome, ReliableClient, ReliableConfig, ReliableEvent, ReliablePeer, SharedStore,
+};
+use hookup_tokio::{
+    ClientConfig, ClientRequest, CloseCode, Config, MaybeTlsStream, Message, Server, WebSocket,
+    connect_with,
+};
 use tokio::io::AsyncBufReadExt;
 use tokio::sync::broadcast;
 
@@ -36,6 +45,17 @@ enum Command {
         /// Largest message accepted, in bytes (larger: close 1009).
         #[arg(long, default_value_t = 64 << 20)]
         max_message_size: usize,
+        /// Offer reliable sessions (the hookup.v1 subprotocol) on every
+        /// endpoint: acks, dedup, resume across reconnects.
+        #[arg(long)]
+        reliable: bool,
+        /// Append every application message received, on any endpoint, as
+        /// one line to this file (once and in order per client session).
+        #[arg(long)]
+        sink: Option<PathBuf>,
+        /// How long a disconnected client's session is kept for it to resume.
+        #[arg(long, default_value = "60s", value_parser = parse_duration)]
+        session_ttl: Duration,
     },
     /// Send each line of standard input as a text message and print every
     /// message received, one per line.
@@ -51,6 +71,22 @@ enum Command {
         /// Trust this PEM certificate for wss:// (instead of the web roots).
         #[arg(long)]
         ca_cert: Option<PathBuf>,
+        /// Send lines as reliable messages (hookup.v1): reconnect, resume,
+        /// and at the end wait until every message is acknowledged.
+        #[arg(long)]
+        reliable: bool,
+        /// Keep unacknowledged messages in this file across crashes (with --reliable).
+        #[arg(long, requires = "reliable")]
+        journal: Option<PathBuf>,
+        /// Ack deadline of each message (with --reliable).
+        #[arg(long, default_value = "5s", value_parser = parse_duration)]
+        ack_timeout: Duration,
+        /// Reconnect policy: never, a number of attempts, or forever (with --reliable).
+        #[arg(long, default_value = "forever", value_parser = parse_reconnect)]
+        reconnect: reliable::Reconnect,
+        /// Longest wait for acknowledgements at the end of input (with --reliable).
+        #[arg(long, default_value = "60s", value_parser = parse_duration)]
+        wait: Duration,
     },
 }
 
@@ -66,6 +102,18 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
         _ => return Err(format!("invalid duration unit in {s:?} (use ms, s or m)")),
     };
     Ok(Duration::from_secs_f64(secs))
+}
+
+fn parse_reconnect(s: &str) -> Result<reliable::Reconnect, String> {
+    use reliable::Reconnect;
+    match s {
+        "never" => Ok(Reconnect::Never),
+        "forever" => Ok(Reconnect::Forever),
+        n => n
+            .parse()
+            .map(Reconnect::AtMost)
+            .map_err(|_| format!("invalid reconnect policy {s:?} (never, N or forever)")),
+    }
 }
 
 const CHAT_PAGE: &str = include_str!("chat.html");
@@ -89,38 +137,133 @@ fn main() -> ExitCode {
                 tls_cert,
                 tls_key,
                 max_message_size,
-            } => serve(listen, tls_cert.zip(tls_key), max_message_size).await,
+                reliable,
+                sink,
+                session_ttl,
+            } => {
+                let opts = ServeOptions {
+                    max_message_size,
+                    reliable,
+                    sink,
+                    session_ttl,
+                };
+                serve(listen, tls_cert.zip(tls_key), opts).await
+            }
             Command::Connect {
                 url,
                 linger,
                 protocols,
                 ca_cert,
-            } => connect(url, linger, protocols, ca_cert).await,
+                reliable,
+                journal,
+                ack_timeout,
+                reconnect,
+                wait,
+            } => {
+                if reliable {
+                    reliable_connect(url, ca_cert, journal, ack_timeout, reconnect, wait).await
+                } else {
+                    connect(url, linger, protocols, ca_cert).await
+                }
+            }
         }
     })
 }
 
-async fn serve(
-    listen: String,
-    tls: Option<(PathBuf, PathBuf)>,
+struct ServeOptions {
     max_message_size: usize,
-) -> ExitCode {
-    let mut config = Config::default();
-    config.proto.max_message_size = max_message_size;
-    config.proto.max_frame_size = max_message_size;
-    let (chat, _) = broadcast::channel::<Message>(1024);
-    let mut server = Server::new()
-        .config(config)
-        .route("/echo", |mut ws, _req| async move {
-            while let Some(Ok(m)) = ws.recv().await {
-                if m.is_data() && ws.send(m).await.is_err() {
-                    break;
+    reliable: bool,
+    sink: Option<PathBuf>,
+    session_ttl: Duration,
+}
+
+/// Appends received messages to a file, one line each (newlines escaped).
+#[derive(Clone)]
+struct Sink(Option<Arc<Mutex<std::fs::File>>>);
+
+impl Sink {
+    fn write(&self, m: &Message) {
+        let Some(f) = &self.0 else { return };
+        let text = match m {
+            Message::Text(t) => t.to_string(),
+            Message::Binary(b) => String::from_utf8_lossy(b).into_owned(),
+            _ => return,
+        };
+        let mut line = text.replace('\\', "\\\\").replace('\n', "\\n");
+        line.push('\n');
+        let mut f = f.lock().unwrap_or_else(|e| e.into_inner());
+        if let Err(e) = f.write_all(line.as_bytes()) {
+            tracing::error!("sink: {e}");
+        }
+    }
+}
+
+async fn echo(
+    mut ws: WebSocket<MaybeTlsStream>,
+    sink: Sink,
+    reliable: Option<(SharedStore, SessionConfig)>,
+) {
+    if let Some((store, config)) = reliable
+        && ws.subprotocol() == Some(reliable::SUBPROTOCOL)
+    {
+        let mut peer = ReliablePeer::new(ws, store, config);
+        while let Some(ev) = peer.recv().await {
+            if let ReliableEvent::Message(m) = ev {
+                sink.write(&m);
+                if let Err(e) = peer.send(m, None) {
+                    tracing::warn!("echo not queued: {e}");
                 }
             }
+        }
+        return;
+    }
+    while let Some(Ok(m)) = ws.recv().await {
+        if m.is_data() {
+            sink.write(&m);
+            if ws.send(m).await.is_err() {
+                break;
+            }
+        }
+    }
+}
+
+async fn serve(listen: String, tls: Option<(PathBuf, PathBuf)>, opts: ServeOptions) -> ExitCode {
+    let mut config = Config::default();
+    config.proto.max_message_size = opts.max_message_size;
+    config.proto.max_frame_size = opts.max_message_size;
+    let sink = match &opts.sink {
+        None => Sink(None),
+        Some(p) => match std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(p)
+        {
+            Ok(f) => Sink(Some(Arc::new(Mutex::new(f)))),
+            Err(e) => {
+                eprintln!("hookup: sink {}: {e}", p.display());
+                return ExitCode::from(2);
+            }
+        },
+    };
+    let reliable = opts.reliable.then(|| {
+        let mut store_config = hookup_tokio::proto::reliable::StoreConfig::default();
+        store_config.ttl = opts.session_ttl;
+        let mut session = SessionConfig::default();
+        session.connection = config.proto.clone();
+        (SharedStore::new(store_config), session)
+    });
+    let (chat, _) = broadcast::channel::<Message>(1024);
+    let echo_sink = sink.clone();
+    let echo_reliable = reliable.clone();
+    let mut server = Server::new()
+        .config(config)
+        .route("/echo", move |ws, _req| {
+            echo(ws, echo_sink.clone(), echo_reliable.clone())
         })
         .route("/chat", move |ws, _req| {
             let chat = chat.clone();
-            async move { chat_client(ws, chat).await }
+            let sink = sink.clone();
+            async move { chat_client(ws, chat, sink).await }
         })
         .http(|req| {
             if req.path() == "/" {
@@ -134,6 +277,19 @@ async fn serve(
                 hookup_tokio::text_response(StatusCode::NOT_FOUND, "not found\n")
             }
         });
+    if opts.reliable {
+        server = server.on_request(|req| {
+            let offered = req
+                .subprotocols()
+                .iter()
+                .any(|p| p == reliable::SUBPROTOCOL);
+            Ok(if offered && req.path() == "/echo" {
+                hookup_tokio::Accept::new().subprotocol(reliable::SUBPROTOCOL)
+            } else {
+                hookup_tokio::Accept::new()
+            })
+        });
+    }
     let scheme = if tls.is_some() { "wss" } else { "ws" };
     if let Some((cert, key)) = tls {
         match hookup_tokio::tls::server_config_from_pem(&cert, &key) {
@@ -165,10 +321,7 @@ async fn serve(
     }
 }
 
-async fn chat_client(
-    ws: hookup_tokio::WebSocket<hookup_tokio::MaybeTlsStream>,
-    chat: broadcast::Sender<Message>,
-) {
+async fn chat_client(ws: WebSocket<MaybeTlsStream>, chat: broadcast::Sender<Message>, sink: Sink) {
     let mut rx = chat.subscribe();
     let (mut read, mut write) = ws.split();
     let forward = async move {
@@ -189,6 +342,7 @@ async fn chat_client(
     let receive = async move {
         while let Some(Ok(m)) = read.recv().await {
             if let Message::Text(_) = m {
+                sink.write(&m);
                 let _ = chat.send(m);
             }
         }
@@ -312,6 +466,118 @@ async fn connect(
     } else {
         eprintln!("closed (1000)");
         ExitCode::SUCCESS
+    }
+}
+
+fn client_tls(ca_cert: Option<PathBuf>) -> Result<ClientConfig, String> {
+    #[allow(unused_mut)]
+    let mut config = ClientConfig::default();
+    if let Some(ca) = ca_cert {
+        let certs = rustls_pem_certs(&ca)?;
+        let tls = hookup_tokio::tls::client_config_trusting(&certs)
+            .map_err(|e| format!("{}: {e}", ca.display()))?;
+        config.tls = Some(tls);
+    }
+    Ok(config)
+}
+
+async fn reliable_connect(
+    url: String,
+    ca_cert: Option<PathBuf>,
+    journal: Option<PathBuf>,
+    ack_timeout: Duration,
+    reconnect: reliable::Reconnect,
+    wait: Duration,
+) -> ExitCode {
+    let mut config = ReliableConfig::default();
+    config.client = match client_tls(ca_cert) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("hookup: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    config.session.reconnect = reconnect;
+    config.session.report_releases = journal.is_some();
+    config.journal = journal;
+    let mut client = match ReliableClient::connect(&url, config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("hookup: {url}: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    let mut stdin_open = true;
+    let mut gave_up = false;
+    let mut stdout = std::io::stdout();
+    loop {
+        tokio::select! {
+            line = lines.next_line(), if stdin_open => match line {
+                Ok(Some(line)) => {
+                    match client.send(line, Some(ack_timeout)).await {
+                        Ok(delivery) => {
+                            tokio::spawn(async move {
+                                if let DeliveryOutcome::AckFailed = delivery.await {
+                                    eprintln!("no ack within {ack_timeout:?} (still queued)");
+                                }
+                            });
+                        }
+                        Err(e) => {
+                            eprintln!("hookup: message not queued: {e}");
+                            return ExitCode::FAILURE;
+                        }
+                    }
+                }
+                Ok(None) => stdin_open = false,
+                Err(e) => {
+                    eprintln!("hookup: reading stdin: {e}");
+                    stdin_open = false;
+                }
+            },
+            ev = client.recv() => match ev {
+                Some(ReliableEvent::Message(m)) => {
+                    if let Some(t) = m.as_text() {
+                        let _ = writeln!(stdout, "{t}");
+                    } else {
+                        let _ = writeln!(stdout, "{}", String::from_utf8_lossy(m.as_bytes()));
+                    }
+                    let _ = stdout.flush();
+                }
+                Some(ReliableEvent::Connected { resumed }) => {
+                    eprintln!("connected to {url}{}", if resumed { " (session resumed)" } else { "" });
+                }
+                Some(ReliableEvent::Disconnected { code, reason }) => eprintln!("disconnected: {code} {reason}"),
+                Some(ReliableEvent::Reconnecting { attempt, delay }) => {
+                    eprintln!("reconnecting (attempt {attempt}) in {delay:?}");
+                }
+                Some(ReliableEvent::GaveUp) => {
+                    eprintln!("hookup: gave up reconnecting");
+                    gave_up = true;
+                    break;
+                }
+                Some(ReliableEvent::Error(e)) => eprintln!("error: {e}"),
+                Some(_) => {}
+                None => break,
+            },
+        }
+        if !stdin_open {
+            break;
+        }
+    }
+    let finished = client.shutdown(wait).await;
+    if finished.unacked == 0 && !gave_up && !finished.gave_up {
+        eprintln!("all messages acknowledged; closed (1000)");
+        ExitCode::SUCCESS
+    } else if finished.unacked == usize::MAX {
+        eprintln!("hookup: gave up waiting for acknowledgements after {wait:?}");
+        ExitCode::FAILURE
+    } else {
+        eprintln!(
+            "hookup: {} messages were not acknowledged",
+            finished.unacked
+        );
+        ExitCode::FAILURE
     }
 }
 

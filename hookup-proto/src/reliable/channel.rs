@@ -1,0 +1,322 @@
+//! The sequencing engine shared by both ends of a session: the outbox of
+//! unacknowledged messages with their outcomes and deadlines, and the
+//! receive side's in-order delivery, duplicate suppression and acks.
+//!
+//! A `Channel` outlives connections: a session moves it from one
+//! [`Connection`] to the next and replays what the peer has not
+//! acknowledged.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use super::wire;
+use super::{DropReason, MessageId, Outcome, Overflow, SendError, SessionConfig, SessionError};
+use crate::connection::Connection;
+use crate::message::{Message, MessageKind, Utf8Bytes};
+
+#[derive(Debug)]
+struct Out {
+    id: MessageId,
+    /// Assigned when first written, so dropping an unwritten message never
+    /// leaves a hole in the sequence.
+    seq: Option<u64>,
+    text: bool,
+    payload: Bytes,
+    ack: Option<Duration>,
+    resolved: bool,
+}
+
+/// See the module docs.
+#[derive(Debug)]
+pub(crate) struct Channel {
+    outbox: VecDeque<Out>,
+    out_bytes: usize,
+    /// Index in `outbox` of the next message to write on this connection.
+    replay_pos: usize,
+    next_id: u64,
+    /// The last sequence number assigned.
+    last_seq: u64,
+    peer_acked: u64,
+    deadlines: BinaryHeap<Reverse<(Instant, u64)>>,
+    recv_seq: u64,
+    acked_upto: u64,
+    recv_since_ack: u32,
+    ack_due: Option<Instant>,
+    ack_now: bool,
+    outcomes: VecDeque<(MessageId, Outcome)>,
+    /// Ids removed from the outbox by acks, when someone listens for them.
+    pub(crate) released: Option<VecDeque<MessageId>>,
+}
+
+impl Channel {
+    pub(crate) fn new() -> Self {
+        Self {
+            outbox: VecDeque::new(),
+            out_bytes: 0,
+            replay_pos: 0,
+            next_id: 1,
+            last_seq: 0,
+            peer_acked: 0,
+            deadlines: BinaryHeap::new(),
+            recv_seq: 0,
+            acked_upto: 0,
+            recv_since_ack: 0,
+            ack_due: None,
+            ack_now: false,
+            outcomes: VecDeque::new(),
+            released: None,
+        }
+    }
+
+    /// Messages not yet acknowledged by the peer.
+    pub(crate) fn unacked(&self) -> usize {
+        self.outbox.len()
+    }
+
+    /// Payload bytes not yet acknowledged.
+    pub(crate) fn unacked_bytes(&self) -> usize {
+        self.out_bytes
+    }
+
+    /// Highest sequence received in order.
+    pub(crate) fn received(&self) -> u64 {
+        self.recv_seq
+    }
+
+    pub(crate) fn poll_outcome(&mut self) -> Option<(MessageId, Outcome)> {
+        self.outcomes.pop_front()
+    }
+
+    fn resolve(&mut self, idx: usize, outcome: Outcome) {
+        let out = &mut self.outbox[idx];
+        if !out.resolved {
+            out.resolved = true;
+            self.outcomes.push_back((out.id, outcome));
+        }
+    }
+
+    /// Queues a message, applying the bounds.
+    pub(crate) fn push(
+        &mut self,
+        config: &SessionConfig,
+        kind: MessageKind,
+        payload: Bytes,
+        ack: Option<Duration>,
+    ) -> Result<MessageId, SendError> {
+        if payload.len() > config.max_outbox_bytes {
+            return Err(SendError::TooLarge);
+        }
+        while self.outbox.len() >= config.max_outbox_messages
+            || self.out_bytes + payload.len() > config.max_outbox_bytes
+        {
+            // Only a message that was never written can be dropped without
+            // leaving a hole in the sequence the peer expects.
+            let victim = match config.overflow {
+                Overflow::Reject => None,
+                Overflow::DropOldest => self.outbox.iter().position(|o| o.seq.is_none()),
+            };
+            let Some(i) = victim else {
+                return Err(SendError::Full);
+            };
+            self.resolve(i, Outcome::Dropped(DropReason::Overflow));
+            let o = self.outbox.remove(i).expect("index from position");
+            self.out_bytes -= o.payload.len();
+        }
+        let id = MessageId(self.next_id);
+        self.next_id += 1;
+        self.out_bytes += payload.len();
+        self.outbox.push_back(Out {
+            id,
+            seq: None,
+            text: kind == MessageKind::Text,
+            payload,
+            ack,
+            resolved: false,
+        });
+        Ok(id)
+    }
+
+    /// Writes pending acks, then messages not yet written on this
+    /// connection, while the connection's output stays under `window` bytes.
+    pub(crate) fn write(&mut self, conn: &mut Connection, now: Instant, window: usize) {
+        if !conn.is_open() {
+            return;
+        }
+        let ack_due = self.ack_now || self.ack_due.is_some_and(|t| t <= now);
+        if ack_due && self.recv_seq > self.acked_upto {
+            if conn.send_binary(&wire::ack(self.recv_seq)).is_err() {
+                return;
+            }
+            self.acked_upto = self.recv_seq;
+        }
+        if ack_due {
+            self.ack_now = false;
+            self.ack_due = None;
+            self.recv_since_ack = 0;
+        }
+        while self.replay_pos < self.outbox.len() && conn.transmit_len() < window {
+            let idx = self.replay_pos;
+            let seq = match self.outbox[idx].seq {
+                Some(s) => s,
+                None => {
+                    self.last_seq += 1;
+                    self.outbox[idx].seq = Some(self.last_seq);
+                    self.last_seq
+                }
+            };
+            let out = &self.outbox[idx];
+            let header = wire::data_header(out.text, out.ack.is_some(), seq);
+            if conn
+                .send_parts(MessageKind::Binary, &[&header, &out.payload])
+                .is_err()
+            {
+                return;
+            }
+            self.replay_pos += 1;
+            if !out.resolved {
+                match out.ack {
+                    None => self.resolve(idx, Outcome::Written),
+                    Some(d) => self.deadlines.push(Reverse((now + d, out.id.0))),
+                }
+            }
+        }
+    }
+
+    /// Handles a DATA envelope; returns the message to deliver, if new.
+    pub(crate) fn on_data(
+        &mut self,
+        config: &SessionConfig,
+        now: Instant,
+        text: bool,
+        ack_now: bool,
+        seq: u64,
+        data: Bytes,
+    ) -> Result<Option<Message>, SessionError> {
+        if seq <= self.recv_seq {
+            // A replay of something we already have: our ack was lost.
+            self.ack_now = true;
+            self.acked_upto = 0;
+            return Ok(None);
+        }
+        if seq != self.recv_seq + 1 {
+            return Err(SessionError::Gap {
+                expected: self.recv_seq + 1,
+                got: seq,
+            });
+        }
+        let msg = if text {
+            Message::Text(Utf8Bytes::try_from_bytes(data).map_err(|_| SessionError::InvalidUtf8)?)
+        } else {
+            Message::Binary(data)
+        };
+        self.recv_seq = seq;
+        self.recv_since_ack += 1;
+        if ack_now || self.recv_since_ack >= config.ack_every {
+            self.ack_now = true;
+        } else if self.ack_due.is_none() {
+            self.ack_due = Some(now + config.ack_delay);
+        }
+        Ok(Some(msg))
+    }
+
+    /// Handles a cumulative ACK.
+    pub(crate) fn on_ack(&mut self, seq: u64) -> Result<(), SessionError> {
+        if seq > self.last_seq {
+            return Err(SessionError::AckForUnsent(seq));
+        }
+        if seq <= self.peer_acked {
+            return Ok(());
+        }
+        self.peer_acked = seq;
+        while let Some(front) = self.outbox.front() {
+            match front.seq {
+                Some(s) if s <= seq => {
+                    self.resolve(0, Outcome::Acked);
+                    let o = self.outbox.pop_front().expect("front exists");
+                    self.out_bytes -= o.payload.len();
+                    self.replay_pos = self.replay_pos.saturating_sub(1);
+                    if let Some(r) = &mut self.released {
+                        r.push_back(o.id);
+                    }
+                }
+                _ => break,
+            }
+        }
+        Ok(())
+    }
+
+    /// The connection ended: everything unacknowledged is written again on
+    /// the next one.
+    pub(crate) fn on_disconnect(&mut self) {
+        self.replay_pos = 0;
+        self.ack_now = false;
+        self.ack_due = None;
+        self.recv_since_ack = 0;
+    }
+
+    /// The peer resumed the session having received up to `peer_received`.
+    pub(crate) fn on_resume(&mut self, peer_received: u64) -> Result<(), SessionError> {
+        self.on_ack(peer_received)?;
+        self.replay_pos = 0;
+        // The greeting we sent told the peer what we received.
+        self.acked_upto = self.recv_seq;
+        Ok(())
+    }
+
+    /// The session could not be resumed: start a new one, numbering every
+    /// unacknowledged message afresh (they are sent again: at-least-once).
+    pub(crate) fn reset(&mut self) {
+        for o in &mut self.outbox {
+            o.seq = None;
+        }
+        self.replay_pos = 0;
+        self.last_seq = 0;
+        self.peer_acked = 0;
+        self.recv_seq = 0;
+        self.acked_upto = 0;
+        self.recv_since_ack = 0;
+        self.ack_due = None;
+        self.ack_now = false;
+    }
+
+    /// Resolves every unresolved message as dropped and empties the outbox.
+    pub(crate) fn drop_all(&mut self, reason: DropReason) {
+        for i in 0..self.outbox.len() {
+            self.resolve(i, Outcome::Dropped(reason));
+        }
+        self.outbox.clear();
+        self.out_bytes = 0;
+        self.replay_pos = 0;
+        self.deadlines.clear();
+    }
+
+    pub(crate) fn next_timeout(&self) -> Option<Instant> {
+        let ack = if self.recv_seq > self.acked_upto {
+            self.ack_due
+        } else {
+            None
+        };
+        let deadline = self.deadlines.peek().map(|Reverse((t, _))| *t);
+        match (ack, deadline) {
+            (Some(a), Some(d)) => Some(a.min(d)),
+            (a, d) => a.or(d),
+        }
+    }
+
+    /// Fires ack deadlines that passed.
+    pub(crate) fn handle_timeout(&mut self, now: Instant) {
+        while let Some(Reverse((t, id))) = self.deadlines.peek().copied() {
+            if t > now {
+                break;
+            }
+            self.deadlines.pop();
+            // Ids increase along the outbox: binary search.
+            if let Ok(i) = self.outbox.binary_search_by_key(&id, |o| o.id.0) {
+                self.resolve(i, Outcome::AckFailed);
+            }
+        }
+    }
+}

@@ -1,0 +1,231 @@
+//! Reliable messaging over WebSocket: sessions that survive reconnects.
+//!
+//! A [`Session`] runs the `hookup.v1` subprotocol ([`wire`]) over a
+//! [`Connection`](crate::Connection): every application message carries a
+//! sequence number; the receiver delivers in order, drops duplicates and
+//! acknowledges cumulatively; the sender keeps what is unacknowledged in a
+//! bounded outbox and replays it after a reconnect, before anything new.
+//! Each [`Session::send`] resolves exactly once, as an [`Outcome`] in
+//! [`SessionEvent::Delivery`]: written, acked, ack-failed (its deadline,
+//! counted from when it was written, passed) or dropped (with the reason).
+//!
+//! Clients reconnect by themselves on a [`Reconnect`] policy with full-jitter
+//! exponential backoff; servers keep a disconnected client's session in a
+//! [`SessionStore`] for a while so it can resume. Keepalive pings with a pong
+//! deadline detect dead peers on both sides.
+//!
+//! Like the rest of this crate it is sans-IO: the caller opens transports
+//! when asked ([`Action::Connect`]), moves bytes, and passes `now` in.
+
+mod channel;
+mod journal;
+mod session;
+mod store;
+pub mod wire;
+
+use std::fmt;
+use std::time::Duration;
+
+pub use journal::{Journal, JournalError, JournalRecord, Recovery};
+pub use session::{Action, Session, SessionEvent};
+pub use store::{SessionState, SessionStore, StoreConfig};
+pub use wire::SUBPROTOCOL;
+
+use crate::config::Config;
+
+/// Identifies a message given to [`Session::send`], unique per session
+/// object (it does not change when a message is sent again).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MessageId(pub u64);
+
+/// How a sent message ended up. Each message gets exactly one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Outcome {
+    /// Written to a connection (messages sent without an ack deadline). It
+    /// stays in the outbox until acknowledged and is replayed after a
+    /// reconnect.
+    Written,
+    /// The peer acknowledged it.
+    Acked,
+    /// Its ack deadline passed. The message is not withdrawn: it may still
+    /// arrive, and is still replayed after a reconnect.
+    AckFailed,
+    /// It will not be delivered.
+    Dropped(DropReason),
+}
+
+/// Why a message was dropped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DropReason {
+    /// The outbox was full and the policy drops the oldest unwritten message.
+    Overflow,
+    /// The client gave up reconnecting.
+    GaveUp,
+    /// The session was shut down before the peer acknowledged it.
+    Shutdown,
+    /// (Server) The disconnected session expired before its client came back.
+    Expired,
+}
+
+/// What to do when the outbox is full.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Overflow {
+    /// Refuse the new message with [`SendError::Full`].
+    Reject,
+    /// Drop the oldest message that has not been written yet (reported as
+    /// [`DropReason::Overflow`]); messages already written wait for their
+    /// ack. When every queued message was written, refuse as `Reject` does.
+    DropOldest,
+}
+
+/// When a client reconnects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Reconnect {
+    /// Never: the first failure ends the session ([`SessionEvent::GaveUp`]).
+    Never,
+    /// At most this many consecutive failed attempts.
+    AtMost(u32),
+    /// Indefinitely.
+    Forever,
+}
+
+/// Session settings.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct SessionConfig {
+    /// The WebSocket connection settings.
+    pub connection: Config,
+    /// Longest a received message waits before it is acknowledged (default 20 ms).
+    pub ack_delay: Duration,
+    /// Acknowledge at the latest every this many messages (default 32).
+    pub ack_every: u32,
+    /// Most unacknowledged messages kept (default 10,000).
+    pub max_outbox_messages: usize,
+    /// Most unacknowledged payload bytes kept (default 64 MiB).
+    pub max_outbox_bytes: usize,
+    /// What to do when the outbox is full (default [`Overflow::Reject`]).
+    pub overflow: Overflow,
+    /// Interval between keepalive pings (default 15 s; `None`: no pings).
+    pub ping_interval: Option<Duration>,
+    /// Time for the pong to arrive before the peer is declared dead (default 10 s).
+    pub pong_timeout: Duration,
+    /// Reconnect policy of a client (default [`Reconnect::Forever`]).
+    pub reconnect: Reconnect,
+    /// Smallest reconnect delay (default 100 ms).
+    pub backoff_min: Duration,
+    /// Largest reconnect delay (default 30 s).
+    pub backoff_max: Duration,
+    /// Output queued in the connection beyond which the outbox waits
+    /// (default 256 KiB).
+    pub write_window: usize,
+    /// Report [`SessionEvent::Released`] when the peer acknowledges a
+    /// message (default off): what a journal needs to delete its records.
+    pub report_releases: bool,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self {
+            connection: Config::default(),
+            ack_delay: Duration::from_millis(20),
+            ack_every: 32,
+            max_outbox_messages: 10_000,
+            max_outbox_bytes: 64 << 20,
+            overflow: Overflow::Reject,
+            ping_interval: Some(Duration::from_secs(15)),
+            pong_timeout: Duration::from_secs(10),
+            reconnect: Reconnect::Forever,
+            backoff_min: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(30),
+            write_window: 256 << 10,
+            report_releases: false,
+        }
+    }
+}
+
+/// Why a message could not be queued.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SendError {
+    /// The outbox is at its bound (and the policy does not make room).
+    Full,
+    /// The message alone exceeds the outbox byte bound.
+    TooLarge,
+    /// The session is closed, shutting down, or gave up.
+    Closed,
+}
+
+impl fmt::Display for SendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Full => f.write_str("outbox full"),
+            Self::TooLarge => f.write_str("message larger than the outbox"),
+            Self::Closed => f.write_str("session closed"),
+        }
+    }
+}
+
+impl std::error::Error for SendError {}
+
+/// A peer's violation of the session protocol. The connection is closed
+/// (and a client reconnects); nothing queued is lost.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SessionError {
+    /// A malformed envelope.
+    Wire(wire::WireError),
+    /// The server did not select the `hookup.v1` subprotocol.
+    NotNegotiated,
+    /// An envelope that does not belong in this state (e.g. DATA before WELCOME).
+    Unexpected(&'static str),
+    /// An ack for a sequence number never sent.
+    AckForUnsent(u64),
+    /// A sequence number that skips ahead.
+    Gap {
+        /// The sequence expected.
+        expected: u64,
+        /// The sequence received.
+        got: u64,
+    },
+    /// A text message that is not UTF-8.
+    InvalidUtf8,
+    /// The session id is in use by another connection (server; the client
+    /// retries after its backoff).
+    Busy,
+    /// The peer did not answer a keepalive ping in time.
+    KeepaliveTimeout,
+    /// The transport failed or could not be opened.
+    Transport(String),
+}
+
+impl fmt::Display for SessionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Wire(e) => write!(f, "malformed envelope: {e}"),
+            Self::NotNegotiated => {
+                write!(f, "the server did not select the {SUBPROTOCOL} subprotocol")
+            }
+            Self::Unexpected(what) => write!(f, "unexpected {what}"),
+            Self::AckForUnsent(s) => write!(f, "ack for sequence {s}, which was never sent"),
+            Self::Gap { expected, got } => {
+                write!(f, "sequence {got} received, {expected} expected")
+            }
+            Self::InvalidUtf8 => f.write_str("text message is not UTF-8"),
+            Self::Busy => f.write_str("session in use by another connection"),
+            Self::KeepaliveTimeout => f.write_str("no pong within the keepalive deadline"),
+            Self::Transport(e) => write!(f, "transport: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for SessionError {}
+
+impl From<wire::WireError> for SessionError {
+    fn from(e: wire::WireError) -> Self {
+        Self::Wire(e)
+    }
+}

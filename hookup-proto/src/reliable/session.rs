@@ -1,0 +1,806 @@
+//! A session: one end of a `hookup.v1` conversation across connections.
+
+use std::collections::VecDeque;
+use std::io::IoSlice;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+
+use super::channel::Channel;
+use super::store::SessionState;
+use super::wire::{self, Envelope};
+use super::{DropReason, MessageId, Outcome, Reconnect, SendError, SessionConfig, SessionError};
+use crate::close::CloseCode;
+use crate::connection::Connection;
+use crate::handshake::ClientRequest;
+use crate::message::{Event, Message, MessageKind};
+use crate::rng::Rng;
+
+/// What the caller must do for a session.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Action {
+    /// (Client) Open a transport to the request's host and port, then call
+    /// [`Session::handle_connected`] or [`Session::handle_connect_failed`].
+    Connect,
+    /// Write out what [`Session::poll_transmit`] still has, then close the
+    /// transport. The session will not read from it again.
+    CloseTransport,
+}
+
+/// What a session reports.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum SessionEvent {
+    /// The session is established (new, or resumed with `resumed`).
+    Connected {
+        /// The session id.
+        session: Vec<u8>,
+        /// Whether the peer still had the session.
+        resumed: bool,
+    },
+    /// (Server) A client said HELLO for this session id (empty: a new
+    /// session): look it up in a [`SessionStore`](super::SessionStore) and
+    /// call [`Session::attach`].
+    Hello {
+        /// The requested session id.
+        session: Vec<u8>,
+    },
+    /// (Client) A reconnect attempt is scheduled after `delay`.
+    Reconnecting {
+        /// Consecutive attempt number, from 1.
+        attempt: u32,
+        /// The backoff delay before it.
+        delay: Duration,
+    },
+    /// The connection ended (the session goes on, unless `GaveUp`/`Closed`
+    /// follows).
+    Disconnected {
+        /// The close code (1006 when the transport just ended).
+        code: CloseCode,
+        /// The reason given, or what went wrong.
+        reason: String,
+    },
+    /// (Client) The reconnect policy is exhausted; unacknowledged messages
+    /// were reported dropped. Terminal.
+    GaveUp,
+    /// An application message, delivered once and in order.
+    Message(Message),
+    /// The final outcome of a [`Session::send`].
+    Delivery {
+        /// The message.
+        id: MessageId,
+        /// What happened to it.
+        outcome: Outcome,
+    },
+    /// The peer acknowledged this message: it left the outbox (only with
+    /// [`SessionConfig::report_releases`]).
+    Released(MessageId),
+    /// Round-trip time of a keepalive ping.
+    Rtt(Duration),
+    /// The peer broke the session protocol; the connection is closed.
+    Error(SessionError),
+    /// The session is finished (shut down, or a server's connection ended).
+    /// Terminal.
+    Closed,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// (Client) A transport is needed; `Action::Connect` is pending.
+    NeedTransport,
+    /// (Client) The caller is opening a transport.
+    Connecting,
+    /// WebSocket handshake and HELLO/WELCOME in progress.
+    Greeting,
+    /// (Server) `Hello` was emitted; waiting for `attach`.
+    AwaitingAttach,
+    Established,
+    /// (Client) Waiting to reconnect.
+    Backoff,
+    GaveUp,
+    Closed,
+}
+
+#[derive(Clone, Copy)]
+enum Timer {
+    Reconnect = 0,
+    Ping = 1,
+    /// Pong deadline, or the deadline for WELCOME.
+    Deadline = 2,
+}
+
+const TIMERS: usize = 3;
+
+#[derive(Debug)]
+enum Role {
+    Client { request: Box<ClientRequest> },
+    Server,
+}
+
+/// One end of a reliable session. See the [module docs](super).
+///
+/// The drain order is the connection's: after every input and command,
+/// drain [`poll_action`](Self::poll_action) and
+/// [`poll_event`](Self::poll_event), write out
+/// [`poll_transmit`](Self::poll_transmit), re-arm the timer at
+/// [`poll_timeout`](Self::poll_timeout).
+#[derive(Debug)]
+pub struct Session {
+    role: Role,
+    config: SessionConfig,
+    conn: Option<Connection>,
+    channel: Channel,
+    id: Vec<u8>,
+    phase: Phase,
+    events: VecDeque<SessionEvent>,
+    actions: VecDeque<Action>,
+    timers: [Option<Instant>; TIMERS],
+    attempt: u32,
+    rng: Rng,
+    shutting_down: bool,
+    ping_counter: u64,
+    /// (Server) What the client said it received, until `attach`.
+    pending_hello_received: u64,
+    now: Instant,
+}
+
+impl Session {
+    fn new(role: Role, config: SessionConfig, now: Instant) -> Self {
+        let rng = config
+            .connection
+            .rng_seed
+            .map_or_else(Rng::from_std, Rng::from_seed);
+        let mut channel = Channel::new();
+        if config.report_releases {
+            channel.released = Some(VecDeque::new());
+        }
+        Self {
+            role,
+            config,
+            conn: None,
+            channel,
+            id: Vec::new(),
+            phase: Phase::NeedTransport,
+            events: VecDeque::new(),
+            actions: VecDeque::new(),
+            timers: [None; TIMERS],
+            attempt: 0,
+            rng,
+            shutting_down: false,
+            ping_counter: 0,
+            pending_hello_received: 0,
+            now,
+        }
+    }
+
+    /// A client session for `request` (the `hookup.v1` subprotocol is added
+    /// to it). It starts by asking for a transport ([`Action::Connect`]).
+    pub fn client(request: ClientRequest, config: SessionConfig, now: Instant) -> Self {
+        let request = if request.protocols().iter().any(|p| p == wire::SUBPROTOCOL) {
+            request
+        } else {
+            request
+                .protocol(wire::SUBPROTOCOL)
+                .expect("valid subprotocol token")
+        };
+        let mut s = Self::new(
+            Role::Client {
+                request: Box::new(request),
+            },
+            config,
+            now,
+        );
+        s.actions.push_back(Action::Connect);
+        s
+    }
+
+    /// A server session on a connection that accepted the `hookup.v1`
+    /// subprotocol. It waits for HELLO ([`SessionEvent::Hello`]).
+    pub fn server(conn: Connection, config: SessionConfig, now: Instant) -> Self {
+        let mut s = Self::new(Role::Server, config, now);
+        s.conn = Some(conn);
+        s.phase = Phase::Greeting;
+        s.set_timer(Timer::Deadline, now + s.greeting_timeout());
+        s.pump();
+        s
+    }
+
+    /// (Client) The request used for every connection.
+    pub fn request(&self) -> Option<&ClientRequest> {
+        match &self.role {
+            Role::Client { request } => Some(request),
+            Role::Server => None,
+        }
+    }
+
+    /// The session id (empty until established).
+    pub fn id(&self) -> &[u8] {
+        &self.id
+    }
+
+    /// Whether messages currently flow.
+    pub fn is_established(&self) -> bool {
+        self.phase == Phase::Established
+    }
+
+    /// Whether the session has ended (`GaveUp` or `Closed`).
+    pub fn is_finished(&self) -> bool {
+        matches!(self.phase, Phase::GaveUp | Phase::Closed)
+    }
+
+    /// Messages sent but not yet acknowledged by the peer.
+    pub fn unacked(&self) -> usize {
+        self.channel.unacked()
+    }
+
+    /// Payload bytes sent but not yet acknowledged.
+    pub fn unacked_bytes(&self) -> usize {
+        self.channel.unacked_bytes()
+    }
+
+    /// The current connection, if any.
+    pub fn connection(&self) -> Option<&Connection> {
+        self.conn.as_ref()
+    }
+
+    fn greeting_timeout(&self) -> Duration {
+        self.config
+            .connection
+            .handshake_timeout
+            .unwrap_or(Duration::from_secs(10))
+    }
+
+    fn set_timer(&mut self, t: Timer, at: Instant) {
+        self.timers[t as usize] = Some(at);
+    }
+
+    fn clear_timer(&mut self, t: Timer) {
+        self.timers[t as usize] = None;
+    }
+
+    fn advance_clock(&mut self, now: Instant) {
+        if now > self.now {
+            self.now = now;
+        }
+    }
+
+    // ------------------------------------------------------------ commands
+
+    /// Queues a message. With `ack`, the peer acknowledges it at once and
+    /// the outcome is `Acked`, or `AckFailed` when `ack` passes after it was
+    /// written; without, the outcome is `Written`. Either way it is kept
+    /// until acknowledged and replayed after reconnects.
+    pub fn send(
+        &mut self,
+        now: Instant,
+        message: Message,
+        ack: Option<Duration>,
+    ) -> Result<MessageId, SendError> {
+        self.advance_clock(now);
+        if self.shutting_down || self.is_finished() {
+            return Err(SendError::Closed);
+        }
+        let kind = if message.is_text() {
+            MessageKind::Text
+        } else {
+            MessageKind::Binary
+        };
+        let id = self
+            .channel
+            .push(&self.config, kind, message.into_bytes(), ack)?;
+        self.pump();
+        Ok(id)
+    }
+
+    /// Finishes gracefully: no more sends; once every message is
+    /// acknowledged the connection is closed with 1000 and the session
+    /// ends with [`SessionEvent::Closed`]. A client keeps reconnecting until
+    /// then (or until it gives up). Use [`abort`](Self::abort) to stop now.
+    pub fn shutdown(&mut self, now: Instant) {
+        self.advance_clock(now);
+        self.shutting_down = true;
+        self.pump();
+    }
+
+    /// Ends the session now: unacknowledged messages are reported dropped.
+    pub fn abort(&mut self, now: Instant) {
+        self.advance_clock(now);
+        self.channel.drop_all(DropReason::Shutdown);
+        if let Some(conn) = &mut self.conn
+            && conn.is_open()
+        {
+            let _ = conn.close(self.now, CloseCode::GOING_AWAY, "");
+            self.actions.push_back(Action::CloseTransport);
+        }
+        self.finish(Phase::Closed);
+    }
+
+    /// (Server) Attaches the session state for the id of
+    /// [`SessionEvent::Hello`], from a [`SessionStore`](super::SessionStore).
+    pub fn attach(&mut self, state: SessionState, resumed: bool) {
+        if self.phase != Phase::AwaitingAttach {
+            return;
+        }
+        let SessionState { id, mut channel } = state;
+        if self.config.report_releases && channel.released.is_none() {
+            channel.released = Some(VecDeque::new());
+        }
+        let Some(conn) = self.conn.as_mut() else {
+            return;
+        };
+        let peer_received = self.pending_hello_received;
+        if resumed {
+            if let Err(e) = channel.on_resume(peer_received) {
+                self.channel = channel;
+                self.id = id;
+                return self.protocol_error(e);
+            }
+        } else {
+            channel.reset();
+        }
+        let welcome =
+            wire::encode_greeting(wire::WELCOME, u8::from(resumed), &id, channel.received());
+        let _ = conn.send_binary(&welcome);
+        self.channel = channel;
+        self.id = id;
+        self.establish(resumed);
+    }
+
+    /// (Server) Refuses the HELLO: the session id is in use elsewhere. The
+    /// connection is closed with 1013 (try again later).
+    pub fn refuse_busy(&mut self) {
+        if let Some(conn) = &mut self.conn {
+            let _ = conn.close(self.now, CloseCode(1013), "session busy");
+        }
+        self.events
+            .push_back(SessionEvent::Error(SessionError::Busy));
+        self.phase = Phase::Greeting;
+        self.pump();
+    }
+
+    /// (Server) Takes the session state out, to park it in a store after
+    /// the connection ended (or to move it elsewhere). Unacknowledged
+    /// messages stay in it.
+    pub fn take_state(&mut self) -> Option<SessionState> {
+        if self.id.is_empty() {
+            return None;
+        }
+        let id = std::mem::take(&mut self.id);
+        let channel = std::mem::replace(&mut self.channel, Channel::new());
+        Some(SessionState { id, channel })
+    }
+
+    // ------------------------------------------------------------ input
+
+    /// The next thing the caller must do.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        let a = self.actions.pop_front()?;
+        if a == Action::Connect {
+            self.phase = Phase::Connecting;
+        }
+        Some(a)
+    }
+
+    /// (Client) The transport asked for by [`Action::Connect`] is open.
+    pub fn handle_connected(&mut self, now: Instant) {
+        self.advance_clock(now);
+        let Role::Client { request } = &self.role else {
+            return;
+        };
+        if self.phase != Phase::Connecting {
+            return;
+        }
+        let mut config = self.config.connection.clone();
+        if config.rng_seed.is_some() {
+            let mut seed = [0u8; 32];
+            self.rng.fill(&mut seed);
+            config.rng_seed = Some(seed);
+        }
+        self.conn = Some(Connection::client(request, config, self.now));
+        self.phase = Phase::Greeting;
+        self.set_timer(Timer::Deadline, self.now + self.greeting_timeout());
+        self.pump();
+    }
+
+    /// (Client) The transport could not be opened.
+    pub fn handle_connect_failed(&mut self, now: Instant, reason: &str) {
+        self.advance_clock(now);
+        if self.phase != Phase::Connecting {
+            return;
+        }
+        self.events
+            .push_back(SessionEvent::Error(SessionError::Transport(
+                reason.to_owned(),
+            )));
+        self.schedule_reconnect();
+    }
+
+    /// The current connection's receive buffer (see
+    /// [`Connection::read_buf`]); `None` without a connection.
+    pub fn read_buf(&mut self) -> Option<&mut BytesMut> {
+        self.conn.as_mut().map(Connection::read_buf)
+    }
+
+    /// Processes bytes appended to [`read_buf`](Self::read_buf).
+    pub fn handle_read(&mut self, now: Instant) {
+        self.advance_clock(now);
+        if let Some(conn) = &mut self.conn {
+            conn.handle_read(self.now);
+        }
+        self.pump();
+    }
+
+    /// Copies `data` into the receive buffer and processes it.
+    pub fn handle_input(&mut self, now: Instant, data: &[u8]) {
+        self.advance_clock(now);
+        if let Some(conn) = &mut self.conn {
+            conn.handle_input(self.now, data);
+        }
+        self.pump();
+    }
+
+    /// The transport ended (EOF or error).
+    pub fn handle_eof(&mut self, now: Instant) {
+        self.advance_clock(now);
+        if let Some(conn) = &mut self.conn {
+            conn.handle_eof(self.now);
+        }
+        self.pump();
+    }
+
+    /// Fires due timers.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.advance_clock(now);
+        let now = self.now;
+        if let Some(conn) = &mut self.conn {
+            conn.handle_timeout(now);
+        }
+        self.channel.handle_timeout(now);
+        if self.timers[Timer::Reconnect as usize].is_some_and(|t| t <= now) {
+            self.clear_timer(Timer::Reconnect);
+            if self.phase == Phase::Backoff {
+                self.phase = Phase::NeedTransport;
+                self.actions.push_back(Action::Connect);
+            }
+        }
+        if self.timers[Timer::Deadline as usize].is_some_and(|t| t <= now) {
+            self.clear_timer(Timer::Deadline);
+            match self.phase {
+                Phase::Established => self.drop_transport(SessionError::KeepaliveTimeout),
+                Phase::Greeting | Phase::AwaitingAttach => {
+                    self.drop_transport(SessionError::Unexpected("silence: no greeting in time"));
+                }
+                _ => {}
+            }
+        }
+        if self.timers[Timer::Ping as usize].is_some_and(|t| t <= now) {
+            self.clear_timer(Timer::Ping);
+            if self.phase == Phase::Established
+                && let Some(conn) = &mut self.conn
+            {
+                self.ping_counter += 1;
+                if conn
+                    .send_ping(now, &self.ping_counter.to_be_bytes())
+                    .is_ok()
+                {
+                    self.timers[Timer::Deadline as usize] = Some(now + self.config.pong_timeout);
+                }
+            }
+        }
+        self.pump();
+    }
+
+    // ------------------------------------------------------------ output
+
+    /// The next event.
+    pub fn poll_event(&mut self) -> Option<SessionEvent> {
+        self.events.pop_front()
+    }
+
+    /// Appends the current connection's output to `buf` (see
+    /// [`Connection::poll_transmit`]).
+    pub fn poll_transmit(&mut self, buf: &mut Vec<u8>) -> bool {
+        let sent = self.conn.as_mut().is_some_and(|c| c.poll_transmit(buf));
+        if sent {
+            // Room in the connection: the outbox may continue.
+            self.pump();
+        }
+        sent
+    }
+
+    /// Bytes queued for the current transport.
+    pub fn transmit_len(&self) -> usize {
+        self.conn.as_ref().map_or(0, Connection::transmit_len)
+    }
+
+    /// See [`Connection::transmit_vectored`].
+    pub fn transmit_vectored<'a>(&'a self, dst: &mut [IoSlice<'a>]) -> usize {
+        self.conn.as_ref().map_or(0, |c| c.transmit_vectored(dst))
+    }
+
+    /// See [`Connection::advance_transmit`].
+    pub fn advance_transmit(&mut self, n: usize) {
+        if let Some(c) = &mut self.conn {
+            c.advance_transmit(n);
+        }
+        self.pump();
+    }
+
+    /// Whether the caller should read from the transport.
+    pub fn wants_read(&self) -> bool {
+        self.conn.as_ref().is_some_and(Connection::wants_read)
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) should next be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let conn = self.conn.as_ref().and_then(Connection::poll_timeout);
+        let chan = if self.phase == Phase::Established {
+            self.channel.next_timeout()
+        } else {
+            None
+        };
+        self.timers
+            .iter()
+            .flatten()
+            .copied()
+            .chain(conn)
+            .chain(chan)
+            .min()
+    }
+
+    // ------------------------------------------------------------ internals
+
+    /// Runs the connection's events through the session, then writes.
+    fn pump(&mut self) {
+        while let Some(ev) = self.conn.as_mut().and_then(Connection::poll_event) {
+            self.on_connection_event(ev);
+        }
+        if self.phase == Phase::Established {
+            let now = self.now;
+            if let Some(conn) = &mut self.conn {
+                self.channel.write(conn, now, self.config.write_window);
+            }
+            if self.shutting_down
+                && self.channel.unacked() == 0
+                && let Some(conn) = &mut self.conn
+                && conn.is_open()
+            {
+                // Flush our last acks before saying goodbye.
+                self.channel.write(conn, now, usize::MAX);
+                let _ = conn.close(now, CloseCode::NORMAL, "");
+            }
+        }
+        self.drain_outcomes();
+    }
+
+    fn drain_outcomes(&mut self) {
+        while let Some((id, outcome)) = self.channel.poll_outcome() {
+            self.events
+                .push_back(SessionEvent::Delivery { id, outcome });
+        }
+        if let Some(r) = &mut self.channel.released {
+            self.events.extend(r.drain(..).map(SessionEvent::Released));
+        }
+    }
+
+    fn on_connection_event(&mut self, ev: Event) {
+        match ev {
+            Event::Connected(resp) => {
+                if let Role::Client { .. } = self.role {
+                    if resp.subprotocol.as_deref() != Some(wire::SUBPROTOCOL) {
+                        return self.protocol_error(SessionError::NotNegotiated);
+                    }
+                    let hello = wire::encode_greeting(
+                        wire::HELLO,
+                        wire::VERSION,
+                        &self.id,
+                        self.channel.received(),
+                    );
+                    if let Some(conn) = &mut self.conn {
+                        let _ = conn.send_binary(&hello);
+                    }
+                }
+            }
+            Event::Message(Message::Binary(b)) => {
+                if let Err(e) = self.on_envelope(&b) {
+                    self.protocol_error(e);
+                }
+            }
+            Event::Message(_) => {
+                self.protocol_error(SessionError::Wire(wire::WireError::TextMessage))
+            }
+            Event::Pong { rtt: Some(rtt), .. } => {
+                if self.phase == Phase::Established {
+                    self.clear_timer(Timer::Deadline);
+                    self.arm_ping();
+                }
+                self.events.push_back(SessionEvent::Rtt(rtt));
+            }
+            Event::Closed(c) => {
+                let reason = c.error.as_ref().map_or_else(
+                    || {
+                        c.received
+                            .as_ref()
+                            .map(|f| f.reason.clone())
+                            .unwrap_or_default()
+                    },
+                    ToString::to_string,
+                );
+                self.on_disconnect(c.code(), reason);
+            }
+            _ => {}
+        }
+    }
+
+    fn on_envelope(&mut self, bytes: &Bytes) -> Result<(), SessionError> {
+        match Envelope::decode(bytes)? {
+            Envelope::Hello {
+                session, received, ..
+            } => {
+                if !matches!(self.role, Role::Server) || self.phase != Phase::Greeting {
+                    return Err(SessionError::Unexpected("HELLO"));
+                }
+                self.pending_hello_received = received;
+                self.phase = Phase::AwaitingAttach;
+                self.events.push_back(SessionEvent::Hello {
+                    session: session.to_vec(),
+                });
+                Ok(())
+            }
+            Envelope::Welcome {
+                resumed,
+                session,
+                received,
+            } => {
+                if !matches!(self.role, Role::Client { .. }) || self.phase != Phase::Greeting {
+                    return Err(SessionError::Unexpected("WELCOME"));
+                }
+                if session.is_empty() {
+                    return Err(SessionError::Unexpected("empty session id"));
+                }
+                let resumed = resumed && session == self.id.as_slice();
+                if resumed {
+                    self.channel.on_resume(received)?;
+                } else {
+                    self.channel.reset();
+                    self.id = session.to_vec();
+                }
+                self.establish(resumed);
+                Ok(())
+            }
+            Envelope::Data {
+                text,
+                ack_now,
+                seq,
+                payload,
+            } => {
+                if self.phase != Phase::Established {
+                    return Err(SessionError::Unexpected(
+                        "DATA before the session is established",
+                    ));
+                }
+                // `payload` is part of `bytes`: slice it without copying.
+                let data = bytes.slice_ref(payload);
+                if let Some(m) =
+                    self.channel
+                        .on_data(&self.config, self.now, text, ack_now, seq, data)?
+                {
+                    self.events.push_back(SessionEvent::Message(m));
+                }
+                Ok(())
+            }
+            Envelope::Ack { seq } => {
+                if self.phase != Phase::Established {
+                    return Err(SessionError::Unexpected(
+                        "ACK before the session is established",
+                    ));
+                }
+                self.channel.on_ack(seq)
+            }
+        }
+    }
+
+    fn establish(&mut self, resumed: bool) {
+        self.phase = Phase::Established;
+        self.attempt = 0;
+        self.clear_timer(Timer::Deadline);
+        self.arm_ping();
+        self.events.push_back(SessionEvent::Connected {
+            session: self.id.clone(),
+            resumed,
+        });
+    }
+
+    fn arm_ping(&mut self) {
+        if let Some(i) = self.config.ping_interval {
+            self.set_timer(Timer::Ping, self.now + i);
+        }
+    }
+
+    /// A session-protocol violation: report it and close the connection;
+    /// nothing queued is lost.
+    fn protocol_error(&mut self, e: SessionError) {
+        self.events.push_back(SessionEvent::Error(e.clone()));
+        if let Some(conn) = &mut self.conn
+            && conn.is_open()
+        {
+            let mut reason = e.to_string();
+            reason.truncate(100);
+            let _ = conn.close(self.now, CloseCode::PROTOCOL_ERROR, &reason);
+        }
+    }
+
+    /// Gives up on the current transport without a closing handshake.
+    fn drop_transport(&mut self, e: SessionError) {
+        self.events.push_back(SessionEvent::Error(e.clone()));
+        if let Some(conn) = &mut self.conn {
+            conn.handle_eof(self.now);
+        }
+        self.pump();
+    }
+
+    fn on_disconnect(&mut self, code: CloseCode, reason: String) {
+        self.channel.on_disconnect();
+        self.clear_timer(Timer::Ping);
+        self.clear_timer(Timer::Deadline);
+        self.actions.push_back(Action::CloseTransport);
+        self.events
+            .push_back(SessionEvent::Disconnected { code, reason });
+        match self.role {
+            Role::Server => self.finish(Phase::Closed),
+            Role::Client { .. } => {
+                if self.shutting_down && self.channel.unacked() == 0 {
+                    self.finish(Phase::Closed);
+                } else if !self.is_finished() {
+                    self.schedule_reconnect();
+                }
+            }
+        }
+    }
+
+    fn schedule_reconnect(&mut self) {
+        self.attempt += 1;
+        let allowed = match self.config.reconnect {
+            Reconnect::Never => false,
+            Reconnect::AtMost(n) => self.attempt <= n,
+            Reconnect::Forever => true,
+        };
+        if !allowed {
+            self.channel.drop_all(DropReason::GaveUp);
+            self.drain_outcomes();
+            self.events.push_back(SessionEvent::GaveUp);
+            self.phase = Phase::GaveUp;
+            self.timers = [None; TIMERS];
+            return;
+        }
+        let delay = self.backoff_delay();
+        self.phase = Phase::Backoff;
+        self.set_timer(Timer::Reconnect, self.now + delay);
+        self.events.push_back(SessionEvent::Reconnecting {
+            attempt: self.attempt,
+            delay,
+        });
+    }
+
+    /// Exponential backoff with full jitter: uniform in
+    /// `[min, min(max, min * 2^(attempt-1))]`.
+    fn backoff_delay(&mut self) -> Duration {
+        let min = self.config.backoff_min;
+        let max = self.config.backoff_max.max(min);
+        let exp = self.attempt.saturating_sub(1).min(32);
+        let cap = min.saturating_mul(1u32 << exp.min(31)).min(max);
+        let span = (cap - min).as_nanos().min(u128::from(u64::MAX)) as u64;
+        min + Duration::from_nanos(self.rng.below_inclusive(span))
+    }
+
+    fn finish(&mut self, phase: Phase) {
+        if self.is_finished() {
+            return;
+        }
+        self.phase = phase;
+        self.timers = [None; TIMERS];
+        self.drain_outcomes();
+        self.events.push_back(SessionEvent::Closed);
+    }
+}
