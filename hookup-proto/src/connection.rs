@@ -194,6 +194,10 @@ pub struct Connection {
     /// takes effect once those are drained, so that replies to messages
     /// before the bad frame still go out before our close frame.
     pending_fail: Option<ProtocolError>,
+    /// A peer's close frame that arrived behind still-queued messages: like
+    /// `pending_fail`, it takes effect once they are drained, so replies to
+    /// them still go out before our close reply.
+    pending_close: Option<(FrameHeader, Bytes)>,
 }
 
 impl Connection {
@@ -219,6 +223,7 @@ impl Connection {
             close_initiator: None,
             now,
             pending_fail: None,
+            pending_close: None,
             config,
         };
         if !matches!(state, State::Open)
@@ -305,7 +310,11 @@ impl Connection {
     pub fn wants_read(&self) -> bool {
         !matches!(self.state, State::Closed | State::AwaitingDecision)
             && self.pending_fail.is_none()
+            && self.pending_close.is_none()
             && (self.buffered == 0 || self.buffered < self.config.max_buffered_bytes)
+            // A peer that does not read what we owe it (pongs, echoes) must
+            // not make us buffer without bound: stop reading until it does.
+            && self.out.len <= self.config.max_buffered_bytes
     }
 
     /// Whether events are waiting in [`poll_event`](Self::poll_event).
@@ -365,6 +374,11 @@ impl Connection {
         if let Some(e) = self.pending_fail.take() {
             return self.fail(e);
         }
+        if let Some((h, payload)) = self.pending_close.take()
+            && let Err(e) = self.handle_frame(h, payload)
+        {
+            return self.fail(e);
+        }
         match self.state {
             State::Closed => {}
             State::AwaitingResponse | State::AwaitingRequest | State::AwaitingDecision => {
@@ -405,10 +419,14 @@ impl Connection {
 
     /// The next event, if any. Drain until `None` after every input.
     pub fn poll_event(&mut self) -> Option<Event> {
-        if self.events.is_empty()
-            && let Some(e) = self.pending_fail.take()
-        {
-            self.fail(e);
+        if self.events.is_empty() {
+            if let Some(e) = self.pending_fail.take() {
+                self.fail(e);
+            } else if let Some((h, payload)) = self.pending_close.take()
+                && let Err(e) = self.handle_frame(h, payload)
+            {
+                self.fail(e);
+            }
         }
         let ev = self.events.pop_front()?;
         self.buffered -= ev.weight();
@@ -814,7 +832,7 @@ impl Connection {
 
     fn process(&mut self, now: Instant) {
         self.advance_clock(now);
-        if self.pending_fail.is_some() {
+        if self.pending_fail.is_some() || self.pending_close.is_some() {
             return;
         }
         match self.state {
@@ -972,6 +990,10 @@ impl Connection {
             // view is pointer arithmetic.
             let mut payload = self.recv.split_to(p.header_len + len).freeze();
             payload.advance(p.header_len);
+            if p.header.opcode == OpCode::Close && !self.events.is_empty() {
+                self.pending_close = Some((p.header, payload));
+                return;
+            }
             if let Err(e) = self.handle_frame(p.header, payload) {
                 return self.defer_fail(e);
             }

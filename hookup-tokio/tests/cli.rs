@@ -1,0 +1,159 @@
+//! The `hookup` command end to end: `hookup serve` and `hookup connect`
+//! as child processes, killed at the end of each test.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_hookup");
+
+/// Kills and reaps the child when dropped (also when a test panics).
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// `hookup serve` on a free port, once it accepts connections.
+fn serve() -> (Guard, u16) {
+    let port = free_port();
+    let child = Command::new(BIN)
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn hookup serve");
+    let mut guard = Guard(child);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return (guard, port);
+        }
+        if let Ok(Some(status)) = guard.0.try_wait() {
+            panic!("hookup serve exited early: {status}");
+        }
+        assert!(Instant::now() < deadline, "hookup serve never listened");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits for the child (bounded), collecting its output.
+fn finish(mut guard: Guard, limit: Duration) -> (ExitStatus, String, String) {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = guard.0.try_wait().expect("try_wait") {
+            let mut out = String::new();
+            let mut err = String::new();
+            if let Some(mut s) = guard.0.stdout.take() {
+                s.read_to_string(&mut out).unwrap();
+            }
+            if let Some(mut s) = guard.0.stderr.take() {
+                s.read_to_string(&mut err).unwrap();
+            }
+            return (status, out, err);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "child did not exit within {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Runs `hookup connect` with `input` on stdin.
+fn connect(args: &[&str], input: &str) -> (ExitStatus, String, String) {
+    let mut child = Command::new(BIN)
+        .arg("connect")
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn hookup connect");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(input.as_bytes()).unwrap();
+    drop(stdin); // EOF: the client sends what it read, lingers, closes.
+    // Small outputs: the pipes do not fill before the child exits.
+    finish(Guard(child), Duration::from_secs(30))
+}
+
+#[test]
+fn connect_echoes_stdin_lines() {
+    let (_server, port) = serve();
+    let url = format!("ws://127.0.0.1:{port}/echo");
+    let input = "first line\nsecond line\nünïcödé ☃\n\nlast\n";
+    let (status, out, err) = connect(&[&url, "--linger", "2s"], input);
+    assert!(status.success(), "exit {status}; stderr: {err}");
+    assert_eq!(out, input, "stderr: {err}");
+}
+
+#[test]
+fn connect_to_closed_port_fails() {
+    let url = format!("ws://127.0.0.1:{}/echo", free_port());
+    let (status, out, err) = connect(&[&url], "hello\n");
+    assert!(!status.success(), "exit {status}");
+    assert!(out.is_empty(), "stdout: {out}");
+    assert!(err.contains("hookup"), "stderr: {err:?}");
+    assert!(err.contains("connect"), "stderr: {err:?}");
+}
+
+#[test]
+fn connect_rejects_bad_url() {
+    let (status, _, err) = connect(&["http://127.0.0.1:1/"], "");
+    assert!(!status.success(), "exit {status}");
+    assert!(!err.is_empty());
+}
+
+fn http_get(port: u16, path: &str) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = Vec::new();
+    s.read_to_end(&mut answer)
+        .expect("the server closes after answering");
+    String::from_utf8(answer).expect("UTF-8 answer")
+}
+
+#[test]
+fn serve_answers_the_chat_page() {
+    let (_server, port) = serve();
+    let answer = http_get(port, "/");
+    let (head, body) = answer.split_once("\r\n\r\n").expect("HTTP head");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: text/html"),
+        "{head}"
+    );
+    assert!(body.contains("<html"), "{body}");
+    assert!(body.contains("/chat"), "the page talks to /chat");
+
+    let answer = http_get(port, "/no-such-page");
+    assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
+    let answer = http_get(port, "/echo");
+    assert!(answer.starts_with("HTTP/1.1 426"), "{answer}");
+}
+
+#[test]
+fn help_lists_the_commands() {
+    let out: Output = Command::new(BIN).arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("serve") && text.contains("connect"), "{text}");
+}

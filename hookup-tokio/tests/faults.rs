@@ -1,0 +1,471 @@
+//! Fault tests of reliable sessions over real sockets: the `hookup` binary
+//! runs as child processes (`serve --reliable --sink`, `connect
+//! --reliable`), and the tests break what is between and around them — a
+//! proxy that resets connections mid-stream, SIGKILLed servers and
+//! clients, damaged journals, and a hand-written client sending envelopes
+//! no correct peer sends. Each test checks the sink file against the
+//! guarantees of PROTOCOL.md §8 and prints its figures (run with
+//! `--nocapture` to see them). `HOOKUP_FAULTS_SEED` replays another seed.
+//!
+//! Every wait is bounded; children are SIGKILLed when a test ends, also on
+//! failure. Nothing asserts on durations.
+
+#[allow(unreachable_pub)]
+#[path = "faults/proxy.rs"]
+mod proxy;
+#[allow(unreachable_pub)]
+#[path = "faults/rawws.rs"]
+mod rawws;
+#[allow(unreachable_pub)]
+#[path = "faults/support.rs"]
+mod support;
+
+use std::io::Write as _;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use hookup_proto::Message;
+use hookup_proto::reliable::Journal;
+
+use proxy::{Fate, Proxy};
+use rawws::{Ending, OP_CLOSE, OP_TEXT, RawWs, ack, data, hello};
+use support::{
+    Scratch, check_boundary, connect, free_port, local, numbered, runs, seed, serve, sink_count,
+    sink_lines, sink_numbers, wait_sink_quiet, wait_until,
+};
+
+/// Longest a client may take to finish in these tests (its own `--wait` is 40 s).
+const CLIENT_LIMIT: Duration = Duration::from_secs(50);
+
+/// DATA flags.
+const TEXT: u8 = 0x01;
+const ACK_NOW: u8 = 0x02;
+
+fn count(text: &str, needle: &str) -> usize {
+    text.matches(needle).count()
+}
+
+/// Live messages left in a journal file.
+fn journal_live(path: &std::path::Path) -> usize {
+    let bytes = std::fs::read(path).expect("read journal");
+    Journal::recover(&bytes).expect("valid journal").journal.len()
+}
+
+// ------------------------------------------------------------------ 1. cuts
+
+/// A proxy resets the first connections, then each later one with
+/// probability 1/2 (up to a cap), after a seeded, log-uniform number of
+/// bytes in 200 B ..= 64 KiB — in the HTTP handshake, the greeting or deep
+/// in the stream. Every line arrives exactly once and in order; the
+/// client exits 0.
+#[test]
+fn proxy_cuts_lose_and_repeat_nothing() {
+    const N: u64 = 3000;
+    const FIRST_CUT: usize = 16;
+    const MAX_CUTS: usize = 40;
+    let seed = seed(0x5eed_c075);
+    let scratch = Scratch::new("cuts");
+    let sink = scratch.path("sink.txt");
+    let port = free_port();
+    let _server = serve(&scratch, port, &sink, "cuts");
+    let mut rng = support::Rng::new(seed);
+    let mut planned = 0;
+    let proxy = Proxy::start(local(port), move |i| {
+        if i < FIRST_CUT || (planned < MAX_CUTS && rng.unit() < 0.5) {
+            planned += 1;
+            Fate::Cut(rng.log_uniform(200, 64 << 10))
+        } else {
+            Fate::Pass
+        }
+    });
+
+    let mut client = connect(&scratch, proxy.port, &[], "cuts", true);
+    let mut stdin = client.take_stdin();
+    let feeder = std::thread::spawn(move || {
+        let _ = stdin.write_all(numbered(1, N).as_bytes());
+    });
+    let status = client.wait(CLIENT_LIMIT);
+    let _ = feeder.join();
+    let err = client.stderr_text();
+    assert!(status.success(), "client failed ({status}):\n{}", client.stderr_tail());
+    assert!(err.contains("all messages acknowledged"), "{err}");
+
+    let nums = sink_numbers(&sink);
+    assert_eq!(
+        runs(&nums),
+        [(1, N)],
+        "sink is not msg 1..={N} once each in order ({} lines)",
+        nums.len()
+    );
+    assert!(
+        proxy.cuts() >= FIRST_CUT.min(proxy.connections()),
+        "the proxy cut too little to test anything"
+    );
+    eprintln!(
+        "cuts: seed {seed:#x}, N {N}, {} connections through the proxy, {} cut",
+        proxy.connections(),
+        proxy.cuts(),
+    );
+}
+
+// ------------------------------------------------------- 2. server restart
+
+/// The server is SIGKILLed once a third of the lines are in the sink and
+/// restarted on the same port and sink. The client (reconnect forever)
+/// gets WELCOME(new) and sends its outbox again: every line arrives; lines
+/// repeat only at the restart boundary (PROTOCOL.md §8), and few of them.
+#[test]
+fn server_sigkill_and_restart_mid_stream() {
+    const N: u64 = 3000;
+    const BATCH: u64 = 50;
+    let scratch = Scratch::new("restart");
+    let sink = scratch.path("sink.txt");
+    let port = free_port();
+    let mut server = serve(&scratch, port, &sink, "first");
+    let mut client = connect(&scratch, port, &["--reconnect", "forever"], "restart", true);
+
+    // Paced input, so the kill lands mid-stream; the last third waits for
+    // the kill, so the client cannot be done before it.
+    let mut stdin = client.take_stdin();
+    let (killed_tx, killed_rx) = mpsc::channel::<()>();
+    let feeder = std::thread::spawn(move || {
+        let mut waited = false;
+        let mut i = 1;
+        while i <= N {
+            let last = (i + BATCH - 1).min(N);
+            if !waited && last > 2 * N / 3 {
+                waited = true;
+                let _ = killed_rx.recv_timeout(Duration::from_secs(40));
+            }
+            if stdin.write_all(numbered(i, last).as_bytes()).is_err() {
+                return;
+            }
+            i = last + 1;
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    });
+
+    wait_until(Duration::from_secs(30), "a third of the lines in the sink", || {
+        sink_count(&sink) as u64 >= N / 3
+    });
+    server.kill();
+    // The server is dead: the sink no longer changes.
+    let split = sink_count(&sink);
+    let _ = killed_tx.send(());
+    // Let the client meet the closed port a few times.
+    std::thread::sleep(Duration::from_millis(300));
+    let _server2 = serve(&scratch, port, &sink, "second");
+
+    let status = client.wait(CLIENT_LIMIT);
+    let _ = feeder.join();
+    let err = client.stderr_text();
+    assert!(status.success(), "client failed ({status}):\n{}", client.stderr_tail());
+
+    let nums = sink_numbers(&sink);
+    let b = check_boundary(&nums, split);
+    assert_eq!(b.last, N, "not every line arrived");
+    assert!(b.a as usize == split, "first run wrote {split} lines, up to {}", b.a);
+    // Every DATA of `hookup connect` asks for an immediate ack: what the
+    // server had received and not yet acknowledged is at most what the
+    // client writes in one go (a batch of input, far below this bound).
+    assert!(
+        b.duplicates <= 4 * BATCH,
+        "{} lines delivered twice at the restart",
+        b.duplicates
+    );
+    eprintln!(
+        "restart: N {N}, killed after {split} lines, second run from msg {}, {} duplicates, \
+         {} failed reconnect attempts seen",
+        b.b,
+        b.duplicates,
+        count(&err, "reconnecting (attempt"),
+    );
+}
+
+// ----------------------------------------------------- 3. client + journal
+
+/// A client with a journal gets all N lines at once and is SIGKILLed while
+/// a proxy holds its connection frozen mid-stream (so it cannot finish
+/// first). A new `hookup connect --journal` with empty input sends what
+/// was not acknowledged: no holes, order kept, repeats only at the crash
+/// boundary; the journal ends empty.
+#[test]
+fn client_sigkill_then_journal_replays() {
+    const N: u64 = 3000;
+    let seed = seed(0x5eed_c075) ^ 0x3;
+    let scratch = Scratch::new("journal");
+    let sink = scratch.path("sink.txt");
+    let journal = scratch.path("client.journal");
+    let journal_arg = journal.display().to_string();
+    let port = free_port();
+    let _server = serve(&scratch, port, &sink, "journal");
+    let mut rng = support::Rng::new(seed);
+    let freeze_at = 16_384 + (rng.next_u64() % 32_768) as usize;
+    let proxy = Proxy::start(local(port), move |i| {
+        if i == 0 {
+            Fate::Freeze(freeze_at)
+        } else {
+            Fate::Pass
+        }
+    });
+
+    let mut client = connect(
+        &scratch,
+        proxy.port,
+        &["--journal", &journal_arg],
+        "first",
+        true,
+    );
+    let mut stdin = client.take_stdin();
+    let feeder = std::thread::spawn(move || {
+        let _ = stdin.write_all(numbered(1, N).as_bytes());
+    });
+    wait_until(Duration::from_secs(30), "the proxy to freeze", || {
+        proxy.frozen() == 1
+    });
+    let before = wait_sink_quiet(&sink, Duration::from_millis(300), Duration::from_secs(20));
+    assert!(
+        before > 0 && (before as u64) < N,
+        "{before} lines before the kill"
+    );
+    assert!(
+        client.try_status().is_none(),
+        "the client ended through a frozen proxy:\n{}",
+        client.stderr_tail()
+    );
+    client.kill();
+    let _ = feeder.join();
+    proxy.cut_all();
+    let split = wait_sink_quiet(&sink, Duration::from_millis(200), Duration::from_secs(10));
+    let live = journal_live(&journal);
+    assert!(live > 0, "nothing left in the journal");
+
+    let mut again = connect(&scratch, port, &["--journal", &journal_arg], "again", false);
+    let status = again.wait(CLIENT_LIMIT);
+    assert!(status.success(), "restarted client failed ({status}):\n{}", again.stderr_tail());
+
+    let nums = sink_numbers(&sink);
+    let b = check_boundary(&nums, split);
+    assert!(
+        b.last >= before as u64 && b.last <= N,
+        "delivered 1..={}, {before} before the kill",
+        b.last
+    );
+    assert_eq!(
+        b.last - b.b + 1,
+        live as u64,
+        "the restart delivered other than the journal's live messages"
+    );
+    assert_eq!(journal_live(&journal), 0, "journal not emptied");
+    eprintln!(
+        "journal: seed {seed:#x}, N {N}, frozen after {freeze_at} B, {before} lines before the kill, \
+         {live} live in the journal, J = {}, {} duplicates",
+        b.last, b.duplicates
+    );
+}
+
+/// A journal file that is not a journal: a clear error and a non-zero
+/// exit, no panic, and the file left as it was.
+#[test]
+fn garbage_journal_is_refused() {
+    let scratch = Scratch::new("garbage");
+    let journal = scratch.path("garbage.journal");
+    let garbage = b"this is not a journal\n\x00\xff\x13".repeat(20);
+    std::fs::write(&journal, &garbage).unwrap();
+    let port = free_port();
+    let mut client = connect(
+        &scratch,
+        port,
+        &[
+            "--journal",
+            &journal.display().to_string(),
+            "--reconnect",
+            "never",
+        ],
+        "garbage",
+        false,
+    );
+    let status = client.wait(Duration::from_secs(20));
+    let err = client.stderr_text();
+    assert!(!status.success(), "accepted a garbage journal: {err}");
+    assert!(err.contains("not a hookup journal"), "unclear error: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(std::fs::read(&journal).unwrap(), garbage, "file changed");
+}
+
+/// A journal whose last record is torn (the process died while appending
+/// it): the tail is cut off with a warning and the live messages before it
+/// are delivered.
+#[test]
+fn torn_journal_tail_is_recovered() {
+    let scratch = Scratch::new("torn");
+    let sink = scratch.path("sink.txt");
+    let path = scratch.path("torn.journal");
+    let mut j = Journal::new();
+    let mut file = Journal::header().to_vec();
+    let ids: Vec<u64> = (1..=12)
+        .map(|i| j.add(&Message::text(format!("torn {i}")), &mut file))
+        .collect();
+    for id in &ids[..3] {
+        j.done(*id, &mut file);
+    }
+    let mut last = Vec::new();
+    j.add(&Message::text("torn 13 (never complete)"), &mut last);
+    file.extend_from_slice(&last[..last.len() / 2]);
+    std::fs::write(&path, &file).unwrap();
+
+    let port = free_port();
+    let _server = serve(&scratch, port, &sink, "torn");
+    let mut client = connect(
+        &scratch,
+        port,
+        &["--journal", &path.display().to_string()],
+        "torn",
+        false,
+    );
+    let status = client.wait(CLIENT_LIMIT);
+    let err = client.stderr_text();
+    assert!(status.success(), "client failed ({status}):\n{err}");
+    assert!(err.contains("torn or corrupt tail"), "no warning: {err}");
+    let want: Vec<String> = (4..=12).map(|i| format!("torn {i}")).collect();
+    assert_eq!(sink_lines(&sink), want);
+    assert_eq!(journal_live(&path), 0);
+}
+
+// ----------------------------------------------------------- 4. bad input
+
+/// Envelopes no correct client sends: each closes that connection with
+/// 1002; the server keeps serving.
+#[test]
+fn bad_envelopes_close_with_1002_and_the_server_lives_on() {
+    let scratch = Scratch::new("raw");
+    let sink = scratch.path("sink.txt");
+    let port = free_port();
+    let mut server = serve(&scratch, port, &sink, "raw");
+
+    type Case = (&'static str, fn(&mut RawWs));
+    let cases: [Case; 10] = [
+        ("unknown envelope type", |ws| ws.send_binary(&[0x7f, 1, 2])),
+        ("truncated HELLO", |ws| ws.send_binary(&[0x01, 0x01, 0x05, b'a'])),
+        ("HELLO with a trailing byte", |ws| {
+            let mut h = hello(b"", 0);
+            h.push(0);
+            ws.send_binary(&h);
+        }),
+        ("HELLO of version 2", |ws| {
+            let mut h = hello(b"", 0);
+            h[1] = 2;
+            ws.send_binary(&h);
+        }),
+        ("a text message", |ws| ws.send_frame(OP_TEXT, b"hello")),
+        ("DATA before HELLO", |ws| {
+            ws.send_binary(&data(TEXT, 1, b"msg early"))
+        }),
+        ("ACK for a never-sent sequence", |ws| {
+            ws.hello(b"", 0);
+            ws.send_binary(&ack(5));
+        }),
+        ("DATA with unknown flags", |ws| {
+            ws.hello(b"", 0);
+            ws.send_binary(&data(0x80 | TEXT, 1, b"msg flags"));
+        }),
+        ("a second HELLO", |ws| {
+            ws.hello(b"", 0);
+            ws.send_binary(&hello(b"", 0));
+        }),
+        ("DATA gap", |ws| {
+            ws.hello(b"", 0);
+            ws.send_binary(&data(TEXT | ACK_NOW, 1, b"gap 1"));
+            ws.send_binary(&data(TEXT | ACK_NOW, 3, b"gap 3"));
+        }),
+    ];
+    for (what, case) in cases {
+        let mut ws = RawWs::connect(port);
+        case(&mut ws);
+        let (ending, _) = ws.until_close();
+        match ending {
+            Ending::Close(1002, reason) => assert!(!reason.is_empty(), "{what}: no reason"),
+            other => panic!("{what}: ended with {other:?}, not a 1002 close"),
+        }
+        assert!(
+            server.try_status().is_none(),
+            "server died after {what}:\n{}",
+            server.stderr_tail()
+        );
+    }
+    // Still serving sessions.
+    let w = RawWs::connect(port).hello(b"", 0);
+    assert!(!w.resumed && !w.id.is_empty());
+    // The message before the gap was delivered (once); nothing after it.
+    assert_eq!(sink_lines(&sink), ["gap 1"]);
+}
+
+/// HELLO naming a session the server never had: WELCOME(new) with a fresh
+/// id. Then the session resumes across a reconnect: the server replays its
+/// unacknowledged echo, and a repeated DATA is acknowledged but not
+/// delivered again.
+#[test]
+fn unknown_session_gets_a_new_one_and_resume_works() {
+    let scratch = Scratch::new("resume");
+    let sink = scratch.path("sink.txt");
+    let port = free_port();
+    let _server = serve(&scratch, port, &sink, "resume");
+
+    let mut ws = RawWs::connect(port);
+    let w = ws.hello(b"no-such-session", 7);
+    assert!(!w.resumed, "resumed a session that never existed");
+    assert_ne!(w.id, b"no-such-session");
+    assert!((1..=64).contains(&w.id.len()));
+    assert_eq!(w.received, 0);
+    let id = w.id;
+
+    ws.send_binary(&data(TEXT | ACK_NOW, 1, b"resume 1"));
+    // The ACK (and the echo, DATA 1, which we leave unacknowledged).
+    let mut got_ack = false;
+    let mut echo = false;
+    while !(got_ack && echo) {
+        let m = ws.recv_data();
+        match m[0] {
+            0x04 => {
+                assert_eq!(m, ack(1));
+                got_ack = true;
+            }
+            0x03 => {
+                assert_eq!(&m[2..10], &1u64.to_be_bytes());
+                assert_eq!(&m[10..], b"resume 1");
+                echo = true;
+            }
+            t => panic!("unexpected envelope type {t:#x}"),
+        }
+    }
+    // The network fails (a close with 1000 would end the session).
+    drop(ws);
+
+    // Resume; retried while the server still holds the id (1013).
+    let mut attempts = 0;
+    let (mut ws, w) = loop {
+        attempts += 1;
+        let mut ws = RawWs::connect(port);
+        ws.send_binary(&hello(&id, 0));
+        match ws.recv() {
+            Some((0x2, m)) => break (ws, rawws::parse_welcome(&m)),
+            Some((OP_CLOSE, p)) if p.starts_with(&1013u16.to_be_bytes()) && attempts < 100 => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            other => panic!("resume answered {other:?}"),
+        }
+    };
+    assert!(w.resumed && w.id == id && w.received == 1, "{w:?}");
+    // The unacknowledged echo comes again, with the same number.
+    assert_eq!(ws.recv_data(), data(TEXT, 1, b"resume 1"));
+    ws.send_binary(&ack(1));
+    // A repeat is acknowledged at once, not delivered.
+    ws.send_binary(&data(TEXT, 1, b"resume 1"));
+    assert_eq!(ws.recv_data(), ack(1));
+    ws.send_binary(&data(TEXT | ACK_NOW, 2, b"resume 2"));
+    let mut acked = false;
+    while !acked {
+        acked = ws.recv_data() == ack(2);
+    }
+    assert_eq!(sink_lines(&sink), ["resume 1", "resume 2"]);
+}
