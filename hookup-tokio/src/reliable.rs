@@ -160,7 +160,11 @@ impl ReliableClient {
         let (cmd_tx, cmd_rx) = mpsc::channel(1024);
         let (ev_tx, ev_rx) = mpsc::channel(config.event_capacity.max(1));
         let (done_tx, done_rx) = oneshot::channel();
-        let mut session = Session::client(request, config.session.clone(), now());
+        let mut session_config = config.session.clone();
+        // Acks are counted from the releases (an abort or a give-up empties
+        // the outbox, so its length no longer tells what was acknowledged).
+        session_config.report_releases = true;
+        let mut session = Session::client(request, session_config, now());
         let mut journal = None;
         let mut jmap = HashMap::new();
         if let Some(path) = &config.journal {
@@ -202,6 +206,8 @@ impl ReliableClient {
             backlog: VecDeque::new(),
             capacity: config.event_capacity.max(1),
             pending: HashMap::new(),
+            accepted: jmap.len(),
+            released: 0,
             journal,
             jmap,
             client: config.client,
@@ -421,6 +427,10 @@ struct ClientDriver {
     pending: HashMap<MessageId, oneshot::Sender<Outcome>>,
     journal: Option<JournalFile>,
     jmap: HashMap<MessageId, u64>,
+    /// Messages taken into the session (sends and journal requeues), and
+    /// how many of them the server acknowledged.
+    accepted: usize,
+    released: usize,
     client: ClientConfig,
     done: Option<oneshot::Sender<Finished>>,
     gave_up: bool,
@@ -441,6 +451,7 @@ impl ClientDriver {
                 let proto = msg.to_proto();
                 let r = match self.session.send(now(), proto, ack) {
                     Ok(id) => {
+                        self.accepted += 1;
                         let (tx, rx) = oneshot::channel();
                         self.pending.insert(id, tx);
                         if let Some(j) = &mut self.journal {
@@ -474,6 +485,7 @@ impl ClientDriver {
                 return;
             }
             SessionEvent::Released(id) => {
+                self.released += 1;
                 self.journal_done(id);
                 return;
             }
@@ -575,10 +587,17 @@ impl ClientDriver {
                 }
             } else {
                 if io.has_output(&self.session) {
-                    if let Poll::Ready(Err(_)) = io.poll_write_out(&mut self.session, cx) {
-                        self.read_eof = true;
-                        self.session.handle_eof(now());
-                        return true;
+                    let queued = self.session.transmit_len();
+                    match io.poll_write_out(&mut self.session, cx) {
+                        Poll::Ready(Err(_)) => {
+                            self.read_eof = true;
+                            self.session.handle_eof(now());
+                            return true;
+                        }
+                        // Room in the write window: more of the outbox may
+                        // be queued now, with outcomes to report.
+                        Poll::Ready(Ok(())) => progress = true,
+                        Poll::Pending => progress |= self.session.transmit_len() != queued,
                     }
                 }
                 if !self.read_eof && self.session.wants_read() && self.backlog.len() < self.capacity
@@ -615,8 +634,10 @@ impl Future for ClientDriver {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = &mut *self;
         // Bounded passes per poll, so one busy client cannot hog the thread.
+        let mut busy = true;
         for _ in 0..64 {
             if !this.step(cx) {
+                busy = false;
                 break;
             }
         }
@@ -633,7 +654,7 @@ impl Future for ClientDriver {
             }
             if let Some(done) = this.done.take() {
                 let _ = done.send(Finished {
-                    unacked: this.session.unacked(),
+                    unacked: this.accepted.saturating_sub(this.released),
                     gave_up: this.gave_up,
                 });
             }
@@ -643,8 +664,11 @@ impl Future for ClientDriver {
             this.closing = true;
             cx.waker().wake_by_ref();
         }
-        // Passes ran out with work left: come back soon.
-        cx.waker().wake_by_ref();
+        if busy {
+            // Passes ran out with work left: come back soon. Otherwise every
+            // source that had nothing registered its waker.
+            cx.waker().wake_by_ref();
+        }
         Poll::Pending
     }
 }
@@ -774,12 +798,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ReliablePeer<S> {
                 self.park();
                 return Poll::Ready(None);
             }
-            if self.io.has_output(&self.session)
-                && let Poll::Ready(Err(_)) = self.io.poll_write_out(&mut self.session, cx)
-            {
-                self.read_eof = true;
-                self.session.handle_eof(now());
-                continue;
+            if self.io.has_output(&self.session) {
+                match self.io.poll_write_out(&mut self.session, cx) {
+                    Poll::Ready(Err(_)) => {
+                        self.read_eof = true;
+                        self.session.handle_eof(now());
+                        continue;
+                    }
+                    // Writing made room in the window: more of the outbox
+                    // may be queued now, with outcomes to drain.
+                    Poll::Ready(Ok(())) => continue,
+                    Poll::Pending => {}
+                }
             }
             if self.io.poll_timer(&mut self.session, cx) {
                 continue;

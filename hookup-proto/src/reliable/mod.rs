@@ -33,6 +33,11 @@ pub use wire::SUBPROTOCOL;
 
 use crate::config::Config;
 
+/// The close code a server sends when a client's session is attached to
+/// another live connection: 4013, the application-range twin of 1013 ("try
+/// again later", which RFC 6455 peers and Autobahn treat as reserved).
+pub const SESSION_BUSY: crate::CloseCode = crate::CloseCode(4013);
+
 /// Identifies a message given to [`Session::send`], unique per session
 /// object (it does not change when a message is sent again).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -51,7 +56,10 @@ pub enum Outcome {
     /// Its ack deadline passed. The message is not withdrawn: it may still
     /// arrive, and is still replayed after a reconnect.
     AckFailed,
-    /// It will not be delivered.
+    /// It will not be sent (again). A message dropped before it was ever
+    /// written (always the case for [`DropReason::Overflow`]) never reaches
+    /// the peer; one written before the client gave up, the session was
+    /// aborted or it expired may have reached it, unacknowledged.
     Dropped(DropReason),
 }
 
@@ -153,7 +161,13 @@ impl Default for SessionConfig {
 pub enum SendError {
     /// The outbox is at its bound (and the policy does not make room).
     Full,
-    /// The message alone exceeds the outbox byte bound.
+    /// The message alone exceeds the outbox byte bound, or with its
+    /// envelope header it would exceed this side's
+    /// [`Config::max_frame_size`](crate::Config::max_frame_size) or
+    /// [`Config::max_message_size`](crate::Config::max_message_size) (a
+    /// message goes out as one frame): a peer configured alike would close
+    /// the connection on it every time it is replayed, and nothing queued
+    /// behind it would ever get through.
     TooLarge,
     /// The session is closed, shutting down, or gave up.
     Closed,
@@ -163,7 +177,7 @@ impl fmt::Display for SendError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Full => f.write_str("outbox full"),
-            Self::TooLarge => f.write_str("message larger than the outbox"),
+            Self::TooLarge => f.write_str("message larger than the outbox or a frame"),
             Self::Closed => f.write_str("session closed"),
         }
     }

@@ -13,7 +13,7 @@ use super::{DropReason, MessageId, Outcome, Reconnect, SendError, SessionConfig,
 use crate::close::CloseCode;
 use crate::connection::Connection;
 use crate::handshake::ClientRequest;
-use crate::message::{Event, Message, MessageKind};
+use crate::message::{Event, Initiator, Message, MessageKind};
 use crate::rng::Rng;
 
 /// What the caller must do for a session.
@@ -62,7 +62,9 @@ pub enum SessionEvent {
         reason: String,
     },
     /// (Client) The reconnect policy is exhausted; unacknowledged messages
-    /// were reported dropped. Terminal.
+    /// without an outcome yet were reported dropped ([`DropReason::GaveUp`];
+    /// those already reported [`Outcome::Written`] are not reported again).
+    /// Terminal.
     GaveUp,
     /// An application message, delivered once and in order.
     Message(Message),
@@ -125,6 +127,22 @@ enum Role {
 /// [`poll_event`](Self::poll_event), write out
 /// [`poll_transmit`](Self::poll_transmit), re-arm the timer at
 /// [`poll_timeout`](Self::poll_timeout).
+///
+/// Taking output ([`poll_transmit`](Self::poll_transmit),
+/// [`advance_transmit`](Self::advance_transmit)) makes room under
+/// [`SessionConfig::write_window`](super::SessionConfig::write_window), so
+/// more of the outbox is written, which may report more
+/// [`SessionEvent::Delivery`] events: repeat the drain until
+/// `poll_transmit` has nothing more and no action or event is left.
+///
+/// A server session gets its state from [`attach`](Self::attach) after
+/// [`SessionEvent::Hello`]. When it ends ([`SessionEvent::Closed`]), take
+/// the state back with [`take_state`](Self::take_state) and
+/// [`park`](super::SessionStore::park) it for the client to resume — or
+/// [`release`](super::SessionStore::release) it when the session is over:
+/// the last [`SessionEvent::Disconnected`] has code 1000 when the client
+/// shut its session down (the server's unacknowledged messages were then
+/// reported [`DropReason::Shutdown`]) or this side did.
 #[derive(Debug)]
 pub struct Session {
     role: Role,
@@ -271,6 +289,11 @@ impl Session {
     /// the outcome is `Acked`, or `AckFailed` when `ack` passes after it was
     /// written; without, the outcome is `Written`. Either way it is kept
     /// until acknowledged and replayed after reconnects.
+    ///
+    /// A server session accepts messages once it has its state (after
+    /// [`attach`](Self::attach), from [`SessionEvent::Connected`] on);
+    /// before that, and after it ended, `send` fails with
+    /// [`SendError::Closed`].
     pub fn send(
         &mut self,
         now: Instant,
@@ -280,6 +303,23 @@ impl Session {
         self.advance_clock(now);
         if self.shutting_down || self.is_finished() {
             return Err(SendError::Closed);
+        }
+        if matches!(self.role, Role::Server) && self.id.is_empty() {
+            // Not attached: this outbox is a placeholder that `attach`
+            // replaces (its messages would be lost without an outcome, and
+            // their ids reused by the attached state).
+            return Err(SendError::Closed);
+        }
+        // One envelope is one frame: it must fit the limits this side
+        // enforces (a proxy for the peer's), or every replay of it would
+        // close the connection and block what is queued behind it.
+        let limits = self
+            .conn
+            .as_ref()
+            .map_or(&self.config.connection, Connection::config);
+        let max = limits.max_frame_size.min(limits.max_message_size);
+        if message.len().saturating_add(wire::DATA_HEADER_LEN) > max {
+            return Err(SendError::TooLarge);
         }
         let kind = if message.is_text() {
             MessageKind::Text
@@ -300,17 +340,33 @@ impl Session {
     pub fn shutdown(&mut self, now: Instant) {
         self.advance_clock(now);
         self.shutting_down = true;
+        if self.channel.unacked() == 0
+            && matches!(self.phase, Phase::Backoff | Phase::NeedTransport)
+        {
+            // Nothing left to deliver and no connection: do not reconnect
+            // just to close (with its server gone for good, a client would
+            // never finish).
+            self.finish(Phase::Closed);
+            return;
+        }
         self.pump();
     }
 
-    /// Ends the session now: unacknowledged messages are reported dropped.
+    /// Ends the session now: unacknowledged messages without an outcome yet
+    /// are reported dropped ([`DropReason::Shutdown`]).
     pub fn abort(&mut self, now: Instant) {
         self.advance_clock(now);
+        if self.is_finished() {
+            return;
+        }
         self.channel.drop_all(DropReason::Shutdown);
         if let Some(conn) = &mut self.conn
-            && conn.is_open()
+            && !conn.is_closed()
         {
-            let _ = conn.close(self.now, CloseCode::GOING_AWAY, "");
+            // Mid-handshake too: the transport must be closed either way.
+            if conn.is_open() {
+                let _ = conn.close(self.now, CloseCode::GOING_AWAY, "");
+            }
             self.actions.push_back(Action::CloseTransport);
         }
         self.finish(Phase::Closed);
@@ -318,16 +374,28 @@ impl Session {
 
     /// (Server) Attaches the session state for the id of
     /// [`SessionEvent::Hello`], from a [`SessionStore`](super::SessionStore).
+    ///
+    /// If the connection ended in the meantime (its [`SessionEvent::Closed`]
+    /// is queued behind the `Hello`), the state is kept as it is, for
+    /// [`take_state`](Self::take_state) to hand back to the store.
     pub fn attach(&mut self, state: SessionState, resumed: bool) {
-        if self.phase != Phase::AwaitingAttach {
-            return;
-        }
         let SessionState { id, mut channel } = state;
         if self.config.report_releases && channel.released.is_none() {
             channel.released = Some(VecDeque::new());
         }
-        let Some(conn) = self.conn.as_mut() else {
-            return;
+        let conn = match self.conn.as_mut() {
+            Some(conn) if self.phase == Phase::AwaitingAttach && conn.is_open() => conn,
+            _ => {
+                // Dropping the state would lose its messages without an
+                // outcome and leave its id attached in the store for ever
+                // (every later HELLO for it: busy). Keep it for `take_state`.
+                if self.id.is_empty() {
+                    channel.on_disconnect();
+                    self.channel = channel;
+                    self.id = id;
+                }
+                return;
+            }
         };
         let peer_received = self.pending_hello_received;
         if resumed {
@@ -345,17 +413,30 @@ impl Session {
         self.channel = channel;
         self.id = id;
         self.establish(resumed);
+        // Replay what the client has not received now, behind the WELCOME:
+        // a caller that drains once would otherwise hold it back until the
+        // next input.
+        self.pump();
     }
 
     /// (Server) Refuses the HELLO: the session id is in use elsewhere. The
-    /// connection is closed with 1013 (try again later).
+    /// connection is closed with [`SESSION_BUSY`](super::SESSION_BUSY)
+    /// (4013, "try again later"); the client retries after its backoff.
     pub fn refuse_busy(&mut self) {
-        if let Some(conn) = &mut self.conn {
-            let _ = conn.close(self.now, CloseCode(1013), "session busy");
+        if self.phase != Phase::AwaitingAttach {
+            return;
         }
         self.events
             .push_back(SessionEvent::Error(SessionError::Busy));
         self.phase = Phase::Greeting;
+        if let Some(conn) = &mut self.conn
+            && conn.close(self.now, super::SESSION_BUSY, "session busy").is_err()
+        {
+            // Closing is refused only when the connection is already ending:
+            // end the transport rather than leave it open until the greeting
+            // deadline.
+            conn.handle_eof(self.now);
+        }
         self.pump();
     }
 
@@ -376,7 +457,7 @@ impl Session {
     /// The next thing the caller must do.
     pub fn poll_action(&mut self) -> Option<Action> {
         let a = self.actions.pop_front()?;
-        if a == Action::Connect {
+        if a == Action::Connect && self.phase == Phase::NeedTransport {
             self.phase = Phase::Connecting;
         }
         Some(a)
@@ -389,6 +470,11 @@ impl Session {
             return;
         };
         if self.phase != Phase::Connecting {
+            if self.is_finished() {
+                // Shut down or aborted while the caller was connecting: the
+                // new transport is not wanted.
+                self.actions.push_back(Action::CloseTransport);
+            }
             return;
         }
         let mut config = self.config.connection.clone();
@@ -535,10 +621,16 @@ impl Session {
     /// When [`handle_timeout`](Self::handle_timeout) should next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let conn = self.conn.as_ref().and_then(Connection::poll_timeout);
-        let chan = if self.phase == Phase::Established {
-            self.channel.next_timeout()
-        } else {
+        // Ack deadlines run whether or not a connection is up (an
+        // `AckFailed` must not wait for the next reconnect); the delayed-ack
+        // timer only while an ACK can be sent, else it stays due for ever
+        // and a caller that sleeps until it would spin.
+        let chan = if self.is_finished() {
             None
+        } else {
+            let can_ack = self.phase == Phase::Established
+                && self.conn.as_ref().is_some_and(Connection::is_open);
+            self.channel.next_timeout(can_ack)
         };
         self.timers
             .iter()
@@ -602,13 +694,22 @@ impl Session {
                     }
                 }
             }
-            Event::Message(Message::Binary(b)) => {
-                if let Err(e) = self.on_envelope(&b) {
+            Event::Message(m) => {
+                // Once the connection is closing (our protocol error or
+                // shutdown, the peer's close) nothing received on it can be
+                // acknowledged any more: DATA is not delivered (the peer
+                // sends it again on the next connection) and nothing but
+                // ACKs is acted on.
+                let open = self.conn.as_ref().is_some_and(Connection::is_open);
+                let result = match m {
+                    Message::Binary(b) => self.on_envelope(&b, open),
+                    _ => Err(SessionError::Wire(wire::WireError::TextMessage)),
+                };
+                if let Err(e) = result
+                    && open
+                {
                     self.protocol_error(e);
                 }
-            }
-            Event::Message(_) => {
-                self.protocol_error(SessionError::Wire(wire::WireError::TextMessage))
             }
             Event::Pong { rtt: Some(rtt), .. } => {
                 if self.phase == Phase::Established {
@@ -618,6 +719,12 @@ impl Session {
                 self.events.push_back(SessionEvent::Rtt(rtt));
             }
             Event::Closed(c) => {
+                // The peer closed with 1000 (not echoing ours): on a server,
+                // the client shut its session down.
+                let peer_finished = c.initiator == Some(Initiator::Remote)
+                    && c.received
+                        .as_ref()
+                        .is_some_and(|f| f.code == CloseCode::NORMAL);
                 let reason = c.error.as_ref().map_or_else(
                     || {
                         c.received
@@ -627,14 +734,18 @@ impl Session {
                     },
                     ToString::to_string,
                 );
-                self.on_disconnect(c.code(), reason);
+                self.on_disconnect(c.code(), reason, peer_finished);
             }
             _ => {}
         }
     }
 
-    fn on_envelope(&mut self, bytes: &Bytes) -> Result<(), SessionError> {
-        match Envelope::decode(bytes)? {
+    fn on_envelope(&mut self, bytes: &Bytes, open: bool) -> Result<(), SessionError> {
+        let envelope = Envelope::decode(bytes)?;
+        if !open && !matches!(envelope, Envelope::Ack { .. }) {
+            return Ok(());
+        }
+        match envelope {
             Envelope::Hello {
                 session, received, ..
             } => {
@@ -740,7 +851,7 @@ impl Session {
         self.pump();
     }
 
-    fn on_disconnect(&mut self, code: CloseCode, reason: String) {
+    fn on_disconnect(&mut self, code: CloseCode, reason: String, peer_finished: bool) {
         self.channel.on_disconnect();
         self.clear_timer(Timer::Ping);
         self.clear_timer(Timer::Deadline);
@@ -748,7 +859,15 @@ impl Session {
         self.events
             .push_back(SessionEvent::Disconnected { code, reason });
         match self.role {
-            Role::Server => self.finish(Phase::Closed),
+            Role::Server => {
+                if peer_finished {
+                    // Only a client that shut its session down closes with
+                    // 1000, once everything it sent was acknowledged: it
+                    // will not come back for the rest.
+                    self.channel.drop_all(DropReason::Shutdown);
+                }
+                self.finish(Phase::Closed);
+            }
             Role::Client { .. } => {
                 if self.shutting_down && self.channel.unacked() == 0 {
                     self.finish(Phase::Closed);
@@ -800,6 +919,9 @@ impl Session {
         }
         self.phase = phase;
         self.timers = [None; TIMERS];
+        // A queued `Connect` would otherwise, once polled, take the session
+        // out of its final phase.
+        self.actions.retain(|a| *a != Action::Connect);
         self.drain_outcomes();
         self.events.push_back(SessionEvent::Closed);
     }

@@ -56,6 +56,10 @@ enum Command {
         /// How long a disconnected client's session is kept for it to resume.
         #[arg(long, default_value = "60s", value_parser = parse_duration)]
         session_ttl: Duration,
+        /// Accept permessage-deflate (RFC 7692) from clients that offer it:
+        /// messages of 128 bytes or more are compressed.
+        #[arg(long)]
+        deflate: bool,
     },
     /// Send each line of standard input as a text message and print every
     /// message received, one per line.
@@ -71,6 +75,9 @@ enum Command {
         /// Trust this PEM certificate for wss:// (instead of the web roots).
         #[arg(long)]
         ca_cert: Option<PathBuf>,
+        /// Offer permessage-deflate (RFC 7692) compression.
+        #[arg(long, conflicts_with = "reliable")]
+        deflate: bool,
         /// Send lines as reliable messages (hookup.v1): reconnect, resume,
         /// and at the end wait until every message is acknowledged.
         #[arg(long)]
@@ -140,12 +147,14 @@ fn main() -> ExitCode {
                 reliable,
                 sink,
                 session_ttl,
+                deflate,
             } => {
                 let opts = ServeOptions {
                     max_message_size,
                     reliable,
                     sink,
                     session_ttl,
+                    deflate,
                 };
                 serve(listen, tls_cert.zip(tls_key), opts).await
             }
@@ -154,6 +163,7 @@ fn main() -> ExitCode {
                 linger,
                 protocols,
                 ca_cert,
+                deflate,
                 reliable,
                 journal,
                 ack_timeout,
@@ -163,7 +173,7 @@ fn main() -> ExitCode {
                 if reliable {
                     reliable_connect(url, ca_cert, journal, ack_timeout, reconnect, wait).await
                 } else {
-                    connect(url, linger, protocols, ca_cert).await
+                    connect(url, linger, protocols, ca_cert, deflate).await
                 }
             }
         }
@@ -175,6 +185,7 @@ struct ServeOptions {
     reliable: bool,
     sink: Option<PathBuf>,
     session_ttl: Duration,
+    deflate: bool,
 }
 
 /// Appends received messages to a file, one line each (newlines escaped).
@@ -231,6 +242,9 @@ async fn serve(listen: String, tls: Option<(PathBuf, PathBuf)>, opts: ServeOptio
     let mut config = Config::default();
     config.proto.max_message_size = opts.max_message_size;
     config.proto.max_frame_size = opts.max_message_size;
+    if opts.deflate {
+        config.proto.deflate = Some(hookup_tokio::proto::DeflateConfig::default());
+    }
     let sink = match &opts.sink {
         None => Sink(None),
         Some(p) => match std::fs::OpenOptions::new()
@@ -278,17 +292,7 @@ async fn serve(listen: String, tls: Option<(PathBuf, PathBuf)>, opts: ServeOptio
             }
         });
     if opts.reliable {
-        server = server.on_request(|req| {
-            let offered = req
-                .subprotocols()
-                .iter()
-                .any(|p| p == reliable::SUBPROTOCOL);
-            Ok(if offered && req.path() == "/echo" {
-                hookup_tokio::Accept::new().subprotocol(reliable::SUBPROTOCOL)
-            } else {
-                hookup_tokio::Accept::new()
-            })
-        });
+        server = server.on_request(select_reliable);
     }
     let scheme = if tls.is_some() { "wss" } else { "ws" };
     if let Some((cert, key)) = tls {
@@ -319,6 +323,23 @@ async fn serve(listen: String, tls: Option<(PathBuf, PathBuf)>, opts: ServeOptio
             ExitCode::FAILURE
         }
     }
+}
+
+/// Selects `hookup.v1` on /echo when the client offers it.
+// The error type is the HTTP answer `on_request` asks for.
+#[allow(clippy::result_large_err)]
+fn select_reliable(
+    req: &hookup_tokio::Request,
+) -> Result<hookup_tokio::Accept, hookup_tokio::HttpResponse> {
+    let offered = req
+        .subprotocols()
+        .iter()
+        .any(|p| p == reliable::SUBPROTOCOL);
+    Ok(if offered && req.path() == "/echo" {
+        hookup_tokio::Accept::new().subprotocol(reliable::SUBPROTOCOL)
+    } else {
+        hookup_tokio::Accept::new()
+    })
 }
 
 async fn chat_client(ws: WebSocket<MaybeTlsStream>, chat: broadcast::Sender<Message>, sink: Sink) {
@@ -358,6 +379,7 @@ async fn connect(
     linger: Duration,
     protocols: Vec<String>,
     ca_cert: Option<PathBuf>,
+    deflate: bool,
 ) -> ExitCode {
     let mut request = match ClientRequest::new(&url) {
         Ok(r) => r,
@@ -377,6 +399,9 @@ async fn connect(
     }
     #[allow(unused_mut)]
     let mut config = ClientConfig::default();
+    if deflate {
+        config.ws.proto.deflate = Some(hookup_tokio::proto::DeflateConfig::default());
+    }
     if let Some(ca) = ca_cert {
         use hookup_tokio::tls::client_config_trusting;
         let certs = rustls_pem_certs(&ca);
@@ -398,6 +423,9 @@ async fn connect(
     match &response.subprotocol {
         Some(p) => eprintln!("connected to {url} (subprotocol {p})"),
         None => eprintln!("connected to {url}"),
+    }
+    if let Some(ext) = response.headers.get(header::SEC_WEBSOCKET_EXTENSIONS) {
+        eprintln!("extensions: {}", String::from_utf8_lossy(ext.as_bytes()));
     }
     let (mut read, mut write) = ws.split();
     let reader = tokio::spawn(async move {

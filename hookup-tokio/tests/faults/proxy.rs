@@ -25,6 +25,8 @@ pub enum Fate {
     Cut(usize),
     /// Stalled in both directions after this many bytes.
     Freeze(usize),
+    /// Reset at once, before anything is forwarded (nothing listens).
+    Refuse,
 }
 
 #[derive(Default)]
@@ -91,6 +93,10 @@ async fn handle(
     stats: Arc<Stats>,
     mut kill: watch::Receiver<u64>,
 ) {
+    if let Fate::Refuse = fate {
+        let _ = client.set_zero_linger();
+        return;
+    }
     let Ok(mut server) = TcpStream::connect(upstream).await else {
         let _ = client.set_zero_linger();
         return;
@@ -98,7 +104,7 @@ async fn handle(
     let _ = client.set_nodelay(true);
     let _ = server.set_nodelay(true);
     let budget = AtomicUsize::new(match fate {
-        Fate::Pass => usize::MAX,
+        Fate::Pass | Fate::Refuse => usize::MAX,
         Fate::Cut(n) | Fate::Freeze(n) => n,
     });
     let outcome = {
@@ -147,7 +153,10 @@ async fn handle(
 impl Proxy {
     /// Listens on a free port and forwards to `upstream`; `plan(i)` decides
     /// the fate of the `i`-th connection (from 0).
-    pub fn start(upstream: SocketAddr, mut plan: impl FnMut(usize) -> Fate + Send + 'static) -> Self {
+    pub fn start(
+        upstream: SocketAddr,
+        mut plan: impl FnMut(usize) -> Fate + Send + 'static,
+    ) -> Self {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()

@@ -72,8 +72,10 @@ impl RawWs {
     /// server selected it.
     pub fn connect(port: u16) -> Self {
         let s = TcpStream::connect(("127.0.0.1", port)).expect("raw connect");
-        // Bounds every read: a server that hangs fails the test, not the run.
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        // Bounds every read: a server that hangs fails the test, not the
+        // run (longer than the server's 10 s greeting deadline, so that
+        // shows as the end of the stream).
+        s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
         s.set_nodelay(true).unwrap();
         let mut ws = Self { s, buf: Vec::new() };
         let req = format!(
@@ -93,7 +95,10 @@ impl RawWs {
         let lower = head.to_ascii_lowercase();
         assert!(head.starts_with("HTTP/1.1 101"), "upgrade refused: {head}");
         assert!(
-            lower.contains(&format!("sec-websocket-accept: {}", ACCEPT.to_ascii_lowercase())),
+            lower.contains(&format!(
+                "sec-websocket-accept: {}",
+                ACCEPT.to_ascii_lowercase()
+            )),
             "bad accept: {head}"
         );
         assert!(
@@ -211,7 +216,10 @@ fn parse_frame(b: &[u8]) -> Option<((u8, Vec<u8>), usize)> {
     assert_eq!(b[0] & 0x80, 0x80, "fragmented server frame");
     assert_eq!(b[1] & 0x80, 0, "masked server frame");
     let (len, mut at) = match b[1] & 0x7f {
-        126 => (usize::from(u16::from_be_bytes(b.get(2..4)?.try_into().ok()?)), 4),
+        126 => (
+            usize::from(u16::from_be_bytes(b.get(2..4)?.try_into().ok()?)),
+            4,
+        ),
         127 => (
             u64::from_be_bytes(b.get(2..10)?.try_into().ok()?) as usize,
             10,

@@ -20,6 +20,48 @@ pub fn local(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
 }
 
+/// Keeps a port taken while its server is down (between a kill and a
+/// restart), so that no other test's server gets it meanwhile. Connections
+/// are accepted and closed at once: to a client, the server is still down.
+pub struct PortHolder {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl PortHolder {
+    pub fn hold(port: u16) -> Self {
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind(local(port)).expect("hold the port");
+        listener
+            .set_nonblocking(true)
+            .expect("non-blocking listener");
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            while !flag.load(Ordering::SeqCst) {
+                while let Ok((conn, _)) = listener.accept() {
+                    drop(conn);
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        });
+        Self {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for PortHolder {
+    /// Frees the port (the listener closes when the thread ends).
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 /// A scratch directory, removed when dropped.
 pub struct Scratch(pub PathBuf);
 
@@ -62,7 +104,10 @@ impl Proc {
         let err = File::create(&stderr).expect("stderr file");
         let child = Command::new(BIN)
             .args(args)
-            .env("RUST_LOG", "warn")
+            .env(
+                "RUST_LOG",
+                std::env::var("HOOKUP_FAULTS_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdin(if piped_stdin {
                 Stdio::piped()
             } else {
@@ -140,7 +185,12 @@ impl Drop for Proc {
 /// `hookup serve --reliable --sink SINK` on `port`, once it accepts
 /// connections.
 pub fn serve(scratch: &Scratch, port: u16, sink: &Path, tag: &str) -> Proc {
-    let args: Vec<String> = [
+    serve_with(scratch, port, sink, tag, &[])
+}
+
+/// [`serve`] with more arguments.
+pub fn serve_with(scratch: &Scratch, port: u16, sink: &Path, tag: &str, extra: &[&str]) -> Proc {
+    let mut args: Vec<String> = [
         "serve",
         "--listen",
         &format!("127.0.0.1:{port}"),
@@ -150,6 +200,7 @@ pub fn serve(scratch: &Scratch, port: u16, sink: &Path, tag: &str) -> Proc {
     ]
     .map(String::from)
     .to_vec();
+    args.extend(extra.iter().map(|s| s.to_string()));
     let mut p = Proc::spawn(
         &format!("server {tag}"),
         &args,
@@ -170,13 +221,7 @@ pub fn serve(scratch: &Scratch, port: u16, sink: &Path, tag: &str) -> Proc {
 }
 
 /// `hookup connect ws://127.0.0.1:PORT/echo --reliable EXTRA…`.
-pub fn connect(
-    scratch: &Scratch,
-    port: u16,
-    extra: &[&str],
-    tag: &str,
-    piped_stdin: bool,
-) -> Proc {
+pub fn connect(scratch: &Scratch, port: u16, extra: &[&str], tag: &str, piped_stdin: bool) -> Proc {
     let mut args: Vec<String> = vec![
         "connect".into(),
         format!("ws://127.0.0.1:{port}/echo"),
@@ -184,10 +229,11 @@ pub fn connect(
         // Outcomes are checked through the sink; no "no ack" noise.
         "--ack-timeout".into(),
         "60s".into(),
-        // Below the tests' own bounds, so a stuck client reports itself.
-        "--wait".into(),
-        "40s".into(),
     ];
+    if !extra.contains(&"--wait") {
+        // Below the tests' own bounds, so a stuck client reports itself.
+        args.extend(["--wait".into(), "40s".into()]);
+    }
     args.extend(extra.iter().map(|s| s.to_string()));
     Proc::spawn(
         &format!("client {tag}"),
