@@ -23,6 +23,10 @@ struct Out {
     /// Assigned when first written, so dropping an unwritten message never
     /// leaves a hole in the sequence.
     seq: Option<u64>,
+    /// Written to some connection at least once. Unlike `seq` this survives
+    /// a session reset: it decides whether the message may still be dropped
+    /// for overflow and whether its ack deadline is armed.
+    written: bool,
     text: bool,
     payload: Bytes,
     ack: Option<Duration>,
@@ -113,10 +117,12 @@ impl Channel {
             || self.out_bytes + payload.len() > config.max_outbox_bytes
         {
             // Only a message that was never written can be dropped without
-            // leaving a hole in the sequence the peer expects.
+            // leaving a hole in the sequence the peer expects (or, after a
+            // session reset, without silently losing a message that was
+            // already reported `Written`).
             let victim = match config.overflow {
                 Overflow::Reject => None,
-                Overflow::DropOldest => self.outbox.iter().position(|o| o.seq.is_none()),
+                Overflow::DropOldest => self.outbox.iter().position(|o| !o.written),
             };
             let Some(i) = victim else {
                 return Err(SendError::Full);
@@ -131,6 +137,7 @@ impl Channel {
         self.outbox.push_back(Out {
             id,
             seq: None,
+            written: false,
             text: kind == MessageKind::Text,
             payload,
             ack,
@@ -140,8 +147,10 @@ impl Channel {
     }
 
     /// Writes pending acks, then messages not yet written on this
-    /// connection, while the connection's output stays under `window` bytes.
+    /// connection, while the connection's output stays under `window` bytes
+    /// (one message at least when nothing is queued, whatever the window).
     pub(crate) fn write(&mut self, conn: &mut Connection, now: Instant, window: usize) {
+        let window = window.max(1);
         if !conn.is_open() {
             return;
         }
@@ -176,10 +185,14 @@ impl Channel {
                 return;
             }
             self.replay_pos += 1;
-            if !out.resolved {
-                match out.ack {
+            // The outcome and the ack deadline count from the first write
+            // only: a replay after a reconnect must not re-arm the deadline.
+            if !out.written {
+                let (id, ack) = (out.id, out.ack);
+                self.outbox[idx].written = true;
+                match ack {
                     None => self.resolve(idx, Outcome::Written),
-                    Some(d) => self.deadlines.push(Reverse((now + d, out.id.0))),
+                    Some(d) => self.deadlines.push(Reverse((now + d, id.0))),
                 }
             }
         }
@@ -293,8 +306,10 @@ impl Channel {
         self.deadlines.clear();
     }
 
-    pub(crate) fn next_timeout(&self) -> Option<Instant> {
-        let ack = if self.recv_seq > self.acked_upto {
+    /// The next ack deadline, and (with `ack_timer`, when a connection can
+    /// carry an ACK) the delayed-ack timer.
+    pub(crate) fn next_timeout(&self, ack_timer: bool) -> Option<Instant> {
+        let ack = if ack_timer && self.recv_seq > self.acked_upto {
             self.ack_due
         } else {
             None

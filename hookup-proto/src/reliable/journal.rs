@@ -19,8 +19,10 @@ use crate::message::{Message, Utf8Bytes};
 const MAGIC: &[u8; 4] = b"HKJ1";
 const ADD: u8 = 1;
 const DONE: u8 = 2;
-/// Longest record accepted on recovery (guards against a corrupt length).
-const MAX_RECORD: usize = 1 << 30;
+/// Longest record body: what its `u32` length can say. (A smaller limit
+/// here would make recovery cut a valid journal at a record that `add`
+/// wrote; a corrupt length is caught by the CRC or runs past the end.)
+const MAX_RECORD: usize = u32::MAX as usize;
 
 /// One record.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -83,7 +85,8 @@ fn encode(body: &[&[u8]], out: &mut Vec<u8>) {
     for b in body {
         crc.update(b);
     }
-    out.extend_from_slice(&(len as u32).to_le_bytes());
+    let len = u32::try_from(len).expect("a journal record is smaller than 4 GiB");
+    out.extend_from_slice(&len.to_le_bytes());
     out.extend_from_slice(&crc.finalize().to_le_bytes());
     for b in body {
         out.extend_from_slice(b);
@@ -133,7 +136,9 @@ impl Journal {
         while let Some((rec, n)) = Self::decode_record(&file[pos..]) {
             match rec {
                 JournalRecord::Add { id, message } => {
-                    j.next_id = j.next_id.max(id + 1);
+                    // `saturating_add`: a crafted record with id u64::MAX
+                    // must not overflow.
+                    j.next_id = j.next_id.max(id.saturating_add(1));
                     j.live.insert(id, message);
                 }
                 JournalRecord::Done { id } => {
@@ -157,7 +162,8 @@ impl Journal {
             return None;
         }
         let crc = u32::from_le_bytes(b.get(4..8)?.try_into().ok()?);
-        let body = b.get(8..8 + len)?;
+        let end = len.checked_add(8)?;
+        let body = b.get(8..end)?;
         if crc32fast::hash(body) != crc {
             return None;
         }
@@ -176,10 +182,13 @@ impl Journal {
             DONE if len == 9 => JournalRecord::Done { id },
             _ => return None,
         };
-        Some((rec, 8 + len))
+        Some((rec, end))
     }
 
     /// Appends an ADD record for `message` to `out`; returns its journal id.
+    ///
+    /// # Panics
+    /// If the message is 4 GiB or larger (a record length is a `u32`).
     pub fn add(&mut self, message: &Message, out: &mut Vec<u8>) -> u64 {
         let id = self.next_id;
         self.next_id += 1;

@@ -1,10 +1,10 @@
 //! A server's sessions while their clients are away.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use super::channel::Channel;
-use super::{DropReason, SessionError};
+use super::{DropReason, MessageId, Outcome, SessionError};
 use crate::rng::Rng;
 
 /// A session's state between connections: its id, its unacknowledged
@@ -52,14 +52,34 @@ impl Default for StoreConfig {
 
 /// Keeps disconnected clients' sessions for [`StoreConfig::ttl`], bounded
 /// in count and bytes (the oldest go first), so that clients can resume.
+///
+/// Messages in parked sessions still resolve: an ack deadline that passes
+/// while the client is away reports `AckFailed`, and a session dropped
+/// (expired, evicted to make room, or released) reports its unresolved
+/// messages `Dropped`. Collect these with [`poll_outcome`](Self::poll_outcome)
+/// after [`park`](Self::park), [`release`](Self::release) and
+/// [`handle_timeout`](Self::handle_timeout).
 #[derive(Debug)]
 pub struct SessionStore {
     config: StoreConfig,
-    parked: HashMap<Vec<u8>, (SessionState, Instant)>,
+    parked: HashMap<Vec<u8>, Parked>,
+    /// Parked sessions by the time they were parked (oldest first), for
+    /// expiry and eviction in a deterministic order.
+    by_age: BTreeSet<(Instant, Vec<u8>)>,
+    /// The next ack deadline of each parked session that has one.
+    deadlines: BTreeSet<(Instant, Vec<u8>)>,
     attached: HashSet<Vec<u8>>,
     bytes: usize,
     rng: Rng,
     expired: u64,
+    outcomes: VecDeque<(Vec<u8>, MessageId, Outcome)>,
+}
+
+#[derive(Debug)]
+struct Parked {
+    state: SessionState,
+    since: Instant,
+    deadline: Option<Instant>,
 }
 
 impl SessionStore {
@@ -68,10 +88,13 @@ impl SessionStore {
         Self {
             config,
             parked: HashMap::new(),
+            by_age: BTreeSet::new(),
+            deadlines: BTreeSet::new(),
             attached: HashSet::new(),
             bytes: 0,
             rng: seed.map_or_else(Rng::from_std, Rng::from_seed),
             expired: 0,
+            outcomes: VecDeque::new(),
         }
     }
 
@@ -87,8 +110,7 @@ impl SessionStore {
             if self.attached.contains(requested) {
                 return Err(SessionError::Busy);
             }
-            if let Some((state, _)) = self.parked.remove(requested) {
-                self.bytes -= state.channel.unacked_bytes();
+            if let Some(state) = self.unpark(requested) {
                 self.attached.insert(state.id.clone());
                 return Ok((state, true));
             }
@@ -113,55 +135,115 @@ impl SessionStore {
     /// Keeps a session whose connection ended, for its client to resume.
     pub fn park(&mut self, mut state: SessionState, now: Instant) {
         self.attached.remove(&state.id);
+        // Parking an id twice replaces the older state; it must not stay
+        // counted.
+        if let Some(mut old) = self.unpark(&state.id) {
+            old.channel.drop_all(DropReason::Expired);
+            self.collect(&mut old);
+        }
         state.channel.on_disconnect();
+        // Outcomes not taken out of the session yet are reported now rather
+        // than whenever the client comes back.
+        self.collect(&mut state);
         self.bytes += state.channel.unacked_bytes();
-        self.parked.insert(state.id.clone(), (state, now));
+        let id = state.id.clone();
+        let deadline = state.channel.next_timeout(false);
+        if let Some(d) = deadline {
+            self.deadlines.insert((d, id.clone()));
+        }
+        self.by_age.insert((now, id.clone()));
+        self.parked.insert(
+            id,
+            Parked {
+                state,
+                since: now,
+                deadline,
+            },
+        );
         while self.parked.len() > self.config.max_sessions || self.bytes > self.config.max_bytes {
-            let Some(oldest) = self
-                .parked
-                .iter()
-                .min_by_key(|(_, (_, t))| *t)
-                .map(|(k, _)| k.clone())
-            else {
+            let Some((_, oldest)) = self.by_age.first().cloned() else {
                 break;
             };
             self.evict(&oldest);
         }
     }
 
-    /// Forgets a session that ended for good (its client closed it).
-    pub fn release(&mut self, state: SessionState) {
+    /// Forgets a session that ended for good (its client closed it, or the
+    /// server ended it); messages still unresolved in it are reported
+    /// dropped ([`DropReason::Shutdown`]).
+    pub fn release(&mut self, mut state: SessionState) {
         self.attached.remove(&state.id);
+        state.channel.drop_all(DropReason::Shutdown);
+        self.collect(&mut state);
+    }
+
+    /// The next outcome of a message in a session that is not attached to
+    /// a connection: the session id, the message id and the outcome.
+    pub fn poll_outcome(&mut self) -> Option<(Vec<u8>, MessageId, Outcome)> {
+        self.outcomes.pop_front()
+    }
+
+    fn collect(&mut self, state: &mut SessionState) {
+        while let Some((m, o)) = state.channel.poll_outcome() {
+            self.outcomes.push_back((state.id.clone(), m, o));
+        }
+    }
+
+    /// Takes a parked session out of every index.
+    fn unpark(&mut self, id: &[u8]) -> Option<SessionState> {
+        let p = self.parked.remove(id)?;
+        self.by_age.remove(&(p.since, p.state.id.clone()));
+        if let Some(d) = p.deadline {
+            self.deadlines.remove(&(d, p.state.id.clone()));
+        }
+        self.bytes -= p.state.channel.unacked_bytes();
+        Some(p.state)
     }
 
     fn evict(&mut self, id: &[u8]) {
-        if let Some((mut state, _)) = self.parked.remove(id) {
-            self.bytes -= state.channel.unacked_bytes();
+        if let Some(mut state) = self.unpark(id) {
             state.channel.drop_all(DropReason::Expired);
+            self.collect(&mut state);
             self.expired += 1;
         }
     }
 
-    /// Reaps sessions parked for longer than the TTL.
+    /// Reaps sessions parked for longer than the TTL and fires the ack
+    /// deadlines of parked messages.
     pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some((d, id)) = self.deadlines.first().cloned()
+            && d <= now
+        {
+            self.deadlines.pop_first();
+            let Some(p) = self.parked.get_mut(&id) else {
+                continue;
+            };
+            p.state.channel.handle_timeout(now);
+            while let Some((m, o)) = p.state.channel.poll_outcome() {
+                self.outcomes.push_back((id.clone(), m, o));
+            }
+            p.deadline = p.state.channel.next_timeout(false);
+            if let Some(next) = p.deadline {
+                self.deadlines.insert((next, id));
+            }
+        }
         let ttl = self.config.ttl;
-        let due: Vec<Vec<u8>> = self
-            .parked
-            .iter()
-            .filter(|(_, (_, t))| *t + ttl <= now)
-            .map(|(k, _)| k.clone())
-            .collect();
-        for id in due {
+        while let Some((since, id)) = self.by_age.first().cloned()
+            && since + ttl <= now
+        {
             self.evict(&id);
         }
     }
 
-    /// When the next parked session expires.
+    /// When [`handle_timeout`](Self::handle_timeout) should next be called:
+    /// the next expiry or ack deadline.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.parked
-            .values()
-            .map(|(_, t)| *t + self.config.ttl)
-            .min()
+        let expiry = self.by_age.first().map(|(t, _)| *t + self.config.ttl);
+        let deadline = self.deadlines.first().map(|(t, _)| *t);
+        match (expiry, deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Sessions parked now.

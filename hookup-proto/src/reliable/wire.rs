@@ -26,6 +26,9 @@ pub(crate) const WELCOME: u8 = 0x02;
 pub(crate) const DATA: u8 = 0x03;
 pub(crate) const ACK: u8 = 0x04;
 
+/// Bytes of a DATA envelope before its payload.
+pub(crate) const DATA_HEADER_LEN: usize = 10;
+
 pub(crate) const DATA_TEXT: u8 = 0x01;
 pub(crate) const DATA_ACK_NOW: u8 = 0x02;
 
