@@ -1,0 +1,283 @@
+#!/usr/bin/env python3
+"""Writes the seed corpora under fuzz/seeds/<target>/ (deterministic).
+
+Run from anywhere: `python3 fuzz/seeds/generate.py`. The files are committed;
+rerun after changing an input layout (for `connection_ops`, the `Op` enum,
+`FuzzConfig` or `Input`: the encoder below mirrors arbitrary 1.5's format).
+"""
+
+import base64
+import hashlib
+import os
+import struct
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+KEY = b"hookup-fuzz-key!"
+KEY_B64 = base64.b64encode(KEY)
+ACCEPT = base64.b64encode(hashlib.sha1(KEY_B64 + GUID).digest())
+
+
+def frame(opcode, payload, fin=True, mask=None, rsv=0, ext=None):
+    """One frame; `ext` forces the 16/64-bit length form (non-minimal allowed)."""
+    b0 = (0x80 if fin else 0) | (rsv << 4) | opcode
+    n = len(payload)
+    mbit = 0x80 if mask else 0
+    if ext == 64 or (ext is None and n > 0xFFFF):
+        head = bytes([b0, mbit | 127]) + struct.pack(">Q", n)
+    elif ext == 16 or (ext is None and n > 125):
+        head = bytes([b0, mbit | 126]) + struct.pack(">H", n)
+    else:
+        head = bytes([b0, mbit | n])
+    if mask:
+        head += mask
+        payload = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    return head + payload
+
+
+M = b"\x37\xfa\x21\x3d"  # the RFC 6455 example key
+
+
+def close_payload(code, reason=b""):
+    return struct.pack(">H", code) + reason
+
+
+FRAME_STREAMS = {
+    "text": frame(1, b"Hello"),
+    "text_masked": frame(1, b"Hello", mask=M),
+    "fragmented": frame(1, b"Hel", fin=False) + frame(0, b"lo"),
+    "fragmented_masked_ping_between": frame(1, b"Hel", fin=False, mask=M)
+    + frame(9, b"p", mask=M)
+    + frame(0, b"lo", mask=M),
+    "ping_pong": frame(9, b"Hello") + frame(10, b"Hello", mask=M),
+    "binary_256": frame(2, bytes(range(256))),
+    "binary_256_masked": frame(2, bytes(range(256)), mask=M),
+    "binary_64bit_len": frame(2, b"\x00" * 70000)[:40],
+    "non_minimal_len16": frame(2, b"abc", ext=16),
+    "non_minimal_len64": frame(2, b"abc", ext=64, mask=M),
+    "close_normal": frame(8, close_payload(1000, b"bye")),
+    "close_masked": frame(8, close_payload(1001), mask=M),
+    "close_empty": frame(8, b""),
+    "close_bad_code": frame(8, close_payload(1005)),
+    "close_one_byte": frame(8, b"\x03"),
+    "invalid_utf8": frame(1, b"\xc3\x28"),
+    "utf8_split_across_fragments": frame(1, "κό".encode()[:3], fin=False)
+    + frame(0, "κό".encode()[3:]),
+    "rsv_set": frame(1, b"x", rsv=4),
+    "reserved_opcode": frame(3, b"x"),
+    "continuation_first": frame(0, b"x"),
+    "long_ping": frame(9, b"x" * 126),
+    "many": b"".join(frame(2, bytes([i]) * i) for i in range(20)),
+    "many_masked": b"".join(frame(1, b"ab" * i, mask=M) for i in range(20)),
+}
+
+REQUEST = (
+    b"GET /chat?room=1 HTTP/1.1\r\nHost: server.example.com\r\nUpgrade: websocket\r\n"
+    b"Connection: keep-alive, Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+    b"Origin: http://example.com\r\nSec-WebSocket-Protocol: chat, superchat\r\n"
+    b"Sec-WebSocket-Version: 13\r\n\r\n"
+)
+
+REQUESTS = {
+    # ctl 0x80: accept picks the first subprotocol.
+    "rfc": (0x80, REQUEST),
+    "rfc_chunked": (0x02 | (3 << 2), REQUEST),
+    "rfc_with_frames": (0x00, REQUEST + frame(1, b"hi", mask=M) + frame(9, b"", mask=M)),
+    "rfc_with_close": (0x00, REQUEST + frame(8, close_payload(1000), mask=M)),
+    "plain_http": (0x00, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"),
+    "plain_http_reject_404": (0x40, b"GET /favicon.ico HTTP/1.1\r\nHost: x\r\n\r\n"),
+    "version_8": (0x00, REQUEST.replace(b"Version: 13", b"Version: 8")),
+    "post": (0x00, REQUEST.replace(b"GET", b"POST")),
+    "http10": (0x00, REQUEST.replace(b"HTTP/1.1", b"HTTP/1.0")),
+    "no_host": (0x00, REQUEST.replace(b"Host: server.example.com\r\n", b"")),
+    "short_key": (0x00, REQUEST.replace(b"dGhlIHNhbXBsZSBub25jZQ==", b"c2hvcnQ=")),
+    "two_keys": (0x00, REQUEST.replace(b"\r\n\r\n", b"\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")),
+    "partial_eof": (0x20, REQUEST[:60]),
+    "partial_timeout": (0x40, REQUEST[:60]),
+    "too_large": (0x01, REQUEST.replace(b"Origin", b"X-Pad: " + b"a" * 300 + b"\r\nOrigin")),
+    "garbage": (0x00, b"\x00\x01garbage\r\n\r\n"),
+    "upgrade_h2c": (0x00, REQUEST.replace(b"Upgrade: websocket", b"Upgrade: h2c")),
+}
+
+
+def response(extra=b"", accept=ACCEPT):
+    return (
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Accept: " + accept + b"\r\n" + extra + b"\r\n"
+    )
+
+
+RESPONSES = {
+    # ctl bit 0 clear: raw response.
+    "raw_valid": (0x00, response()),
+    "raw_valid_with_frames": (0x00, response() + frame(1, b"hi") + frame(9, b"p") + frame(8, close_payload(1000))),
+    "raw_valid_chunked": (0x04 | (2 << 3), response() + frame(2, b"x" * 200)),
+    "raw_protocol": (0x02, response(b"Sec-WebSocket-Protocol: chat\r\n")),
+    "raw_unoffered_protocol": (0x00, response(b"Sec-WebSocket-Protocol: chat\r\n")),
+    "raw_extension": (0x00, response(b"Sec-WebSocket-Extensions: permessage-deflate\r\n")),
+    "raw_wrong_accept": (0x00, response(accept=b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")),
+    "raw_two_accepts": (0x00, response(b"Sec-WebSocket-Accept: " + ACCEPT + b"\r\n")),
+    "raw_200": (0x00, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"),
+    "raw_partial_eof": (0x80, response()[:50]),
+    "raw_masked_frame": (0x00, response() + frame(1, b"hi", mask=M)),
+    "small_head": (0x40, response()),
+    # ctl bit 0 set: [count, (pos, op, value)*, tail].
+    "valid_no_edit": (0x01, b"\x00" + frame(1, b"hello")),
+    "valid_protocol_no_edit": (0x03, b"\x00"),
+    "valid_flip_accept": (0x01, b"\x01" + bytes([100, 0, 0x20])),
+    "valid_truncate": (0x01, b"\x01" + bytes([90, 3, 0])),
+    "valid_insert": (0x01, b"\x02" + bytes([10, 1, ord(" "), 40, 2, 0]) + frame(2, b"\x01\x02")),
+}
+
+
+# ---------------------------------------------------------------- connection_ops
+#
+# An encoder for the `arbitrary` (1.5) format of `connection_ops`'s `Input`:
+# integers little-endian from the front, bool = byte & 1, Option = bool then
+# value, enum = u32 tag t choosing variant (t * count) >> 32, Vec (not last) =
+# a `1` byte before each element and a `0` after, String = length taken from
+# the END of the data (one byte while at most 257 bytes remain), the last
+# field (`steps`) = `1` byte before each element until the data ends.
+
+OPS = [
+    "Input", "Frame", "Handshake", "SendText", "SendBinary", "Send", "SendFragment",
+    "Ping", "Pong", "Close", "Sleep", "Advance", "TimeoutNow", "Eof", "Accept",
+    "Reject", "Write", "Flush", "PollEvents", "Deliver",
+]
+SETUPS = ["Server", "Client", "OpenServer", "OpenClient", "Pair", "OpenPair"]
+
+
+def tag(index, count):
+    t = (index * 2**32 + count - 1) // count
+    assert (t * count) >> 32 == index
+    return struct.pack("<I", t)
+
+
+def u16(v):
+    return struct.pack("<H", v)
+
+
+def vec_u8(data):
+    return b"".join(b"\x01" + bytes([b]) for b in data) + b"\x00"
+
+
+def fuzz_config(close_timeout_ms=1000, lazy_events=False, lazy_writes=False,
+                auto_accept=True, handshake_timeout_ms=None):
+    """Zero limit fields give usable limits (see `limit()` in the target)."""
+    out = u16(0) * 4 + b"\x01\x00"  # limits; auto_pong on, stream_fragments off
+    out += b"\x00" if handshake_timeout_ms is None else b"\x01" + u16(handshake_timeout_ms)
+    out += u16(close_timeout_ms) + b"\x00"  # zero_copy
+    out += bytes([int(lazy_writes), int(lazy_events), int(auto_accept)])
+    return out
+
+
+class Ops:
+    """Builds the step list; strings need the tail, so it is kept apart."""
+
+    def __init__(self):
+        self.front = b""
+        self.tail = b""  # consumed from the end, first string first
+
+    def op(self, name, fields=b"", side=False):
+        self.front += b"\x01" + bytes([int(side)]) + tag(OPS.index(name), len(OPS)) + fields
+        return self
+
+    def string(self, text):
+        # Lengths come from the end: the first string parsed takes the last byte.
+        assert len(text) < 256
+        self.tail = bytes([len(text)]) + self.tail
+        return text.encode()
+
+    def frame(self, opcode, payload=b"", fin=True, flags=0, split=0, side=False):
+        return self.op("Frame", bytes([opcode, int(fin), flags, split]) + vec_u8(payload), side)
+
+    def build(self, setup, configs):
+        data = tag(SETUPS.index(setup), len(SETUPS)) + configs[0] + configs[1] + self.front
+        # Strings read their length while at most 257 bytes remain (1 byte).
+        assert len(data) + len(self.tail) <= 257, "seed too long for 1-byte string lengths"
+        return data + self.tail
+
+
+def connection_ops_seeds():
+    cfg = fuzz_config()
+    seeds = {}
+
+    # Frame opcodes index [Continuation, Text, Binary, Close, Ping, Pong].
+    TEXT, BINARY, CLOSE, PING = 1, 2, 3, 4
+    NONE = b"\x00"
+    deliver = NONE + NONE  # whole, uncorrupted
+
+    # An honest pair: handshake, a message each way, server-initiated close.
+    o = Ops()
+    o.op("Deliver", deliver).op("Deliver", deliver, side=True)
+    o.op("SendText", o.string("hello"))
+    o.op("Deliver", deliver)
+    o.op("SendBinary", vec_u8(b"\x00\x01\x02"), side=True)
+    o.op("Deliver", deliver, side=True)
+    o.op("Close", u16(0) + o.string("bye"), side=True)
+    o.op("Deliver", deliver, side=True).op("Deliver", deliver)
+    o.op("Eof")
+    seeds["pair_messages_and_close"] = o.build("Pair", [cfg, cfg])
+
+    # An open pair with fragments, pings and partial vectored writes.
+    lazy = fuzz_config(lazy_writes=True)
+    o = Ops()
+    o.op("SendFragment", bytes([1]) + vec_u8("κό".encode()[:3]) + bytes([0]))
+    o.op("Ping", vec_u8(b"p"))
+    o.op("SendFragment", bytes([0]) + vec_u8("κό".encode()[3:]) + bytes([1]))
+    o.op("Write", u16(5)).op("Deliver", b"\x01" + u16(3) + NONE)
+    o.op("Flush").op("Deliver", deliver)
+    o.op("Flush", side=True).op("Deliver", deliver, side=True)
+    seeds["open_pair_fragments_partial_writes"] = o.build("OpenPair", [lazy, lazy])
+
+    # A server fed a valid request, accepting with a subprotocol, then frames.
+    o = Ops()
+    o.op("Handshake", b"\x01").op("PollEvents").op("Accept", b"\x01")
+    o.frame(TEXT, b"hi").frame(PING, b"p").frame(BINARY, b"\x00" * 40, split=7)
+    o.frame(CLOSE, b"\x03\xe8")
+    seeds["server_handshake_frames_close"] = o.build("Server", [fuzz_config(auto_accept=False), cfg])
+
+    # A client fed a valid 101, then a protocol error (RSV bits).
+    o = Ops()
+    o.op("Handshake", b"\x01").frame(TEXT, b"hi").frame(TEXT, b"x", flags=0x72)
+    seeds["client_handshake_then_rsv"] = o.build("Client", [cfg, cfg])
+
+    # Handshake timeout on a server that saw half a request.
+    o = Ops()
+    o.op("Input", vec_u8(b"GET / HTTP/1.1\r\n")).op("Advance", u16(3000))
+    seeds["server_handshake_timeout"] = o.build(
+        "Server", [fuzz_config(handshake_timeout_ms=2000), cfg])
+
+    # A client closes; a message and the server's close frame arrive while
+    # events are left undrained; the close timer fires; then the drain.
+    o = Ops()
+    o.op("Close", u16(0) + o.string(""))
+    o.frame(TEXT, b"hi").frame(CLOSE)
+    o.op("Advance", u16(2000)).op("PollEvents").op("Eof")
+    seeds["deferred_close_then_close_timeout"] = o.build(
+        "OpenClient", [fuzz_config(lazy_events=True), cfg])
+    return seeds
+
+
+def write(target, name, data):
+    d = os.path.join(HERE, target)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(data)
+
+
+def main():
+    ctls = [0x00, 0x03, 0x15, 0x2E, 0x80, 0xFF]
+    for i, (name, stream) in enumerate(sorted(FRAME_STREAMS.items())):
+        ctl = ctls[i % len(ctls)]
+        write("frame_decode", name, bytes([ctl, 7 + i]) + stream)
+    for name, (ctl, req) in sorted(REQUESTS.items()):
+        write("handshake_request", name, bytes([ctl]) + req)
+    for name, (ctl, rest) in sorted(RESPONSES.items()):
+        write("handshake_response", name, bytes([ctl]) + rest)
+    for name, data in sorted(connection_ops_seeds().items()):
+        write("connection_ops", name, data)
+
+
+if __name__ == "__main__":
+    main()
