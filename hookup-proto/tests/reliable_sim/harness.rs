@@ -385,6 +385,8 @@ pub(crate) struct Sim {
     pub(crate) reconnects: Vec<(u32, Duration)>,
     pub(crate) gave_up: bool,
     pub(crate) client_closed: bool,
+    /// When the client was told to shut down (it then closes its connection).
+    shutdown_at: Option<Instant>,
     pub(crate) connect_failures: u32,
     last_attempt: u32,
     reconnect_due: Option<Instant>,
@@ -460,6 +462,7 @@ impl Sim {
             reconnects: Vec::new(),
             gave_up: false,
             client_closed: false,
+            shutdown_at: None,
             connect_failures: 0,
             last_attempt: 0,
             reconnect_due: None,
@@ -1646,6 +1649,15 @@ impl Sim {
             && let Some(cut) = self.links[l].cut_at
         {
             let bound = self.detection_bound(&self.ccfg) + max_lat;
+            // A shutdown closes the connection: from then on no pings go out
+            // and the close handshake has `close_timeout` to finish, counted
+            // from the shutdown, however long after the cut it came.
+            let closing = self
+                .shutdown_at
+                .map_or(Duration::ZERO, |t| t.saturating_duration_since(cut))
+                + self.ccfg.connection.close_timeout
+                + max_lat;
+            let bound = bound.max(closing);
             if self.now > cut + bound {
                 self.fail(format!(
                     "client still on link {l}, cut {:?} ago (bound {bound:?})",
@@ -1724,6 +1736,7 @@ impl Sim {
             s.quiescent()
         });
         let now = self.now;
+        self.shutdown_at = Some(now);
         self.client_mut().shutdown(now);
         self.drain_client();
         self.run_until(
