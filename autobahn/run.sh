@@ -41,7 +41,8 @@
 #   AUTOBAHN_REPORTS          report dir (default autobahn/reports/MODE-NAME)
 #   AUTOBAHN_EXPECTED         expected summary file (default
 #                             autobahn/expected/MODE-NAME.json; "" disables).
-#                             Only used with the default case selection.
+#                             Only used with the default case selection
+#                             or the whole suite (AUTOBAHN_EXCLUDE="").
 #   AUTOBAHN_UPDATE=1         rewrite the expected summary from this run
 #   AUTOBAHN_PYTHON           interpreter for the venv (default python3)
 #
@@ -81,8 +82,14 @@ IFS=', ' read -r -a EXCLUDES <<< "${AUTOBAHN_EXCLUDE-12.* 13.*}"
 SELECT=()
 for p in "${INCLUDES[@]}"; do [[ -n $p ]] && SELECT+=(-i "$p"); done
 for p in "${EXCLUDES[@]}"; do [[ -n $p ]] && SELECT+=(-x "$p"); done
+# The summary file is compared for the default selection and for the whole
+# suite (AUTOBAHN_EXCLUDE=""): a NAME's file describes the one its runs use.
 DEFAULT_SELECTION=0
-[[ -z ${AUTOBAHN_CASES:-} && ${AUTOBAHN_EXCLUDE-12.* 13.*} == "12.* 13.*" ]] && DEFAULT_SELECTION=1
+if [[ -z ${AUTOBAHN_CASES:-} ]]; then
+    case ${AUTOBAHN_EXCLUDE-12.* 13.*} in
+    "12.* 13.*" | "") DEFAULT_SELECTION=1 ;;
+    esac
+fi
 
 # ---------------------------------------------------------------- venv
 if [[ ! -x $VENV/bin/python ]]; then

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::deflate::DeflateConfig;
+
 /// Configuration of a [`Connection`](crate::Connection).
 ///
 /// Construct with [`Config::default`] and change fields:
@@ -45,6 +47,10 @@ pub struct Config {
     /// by a server, are queued as their own output segment (for vectored
     /// writes) instead of being copied (default 16 KiB).
     pub zero_copy_threshold: usize,
+    /// permessage-deflate (RFC 7692), off by default: `Some` makes a client
+    /// offer it and a server accept offers of it. See
+    /// [`deflate`](crate::deflate).
+    pub deflate: Option<DeflateConfig>,
 }
 
 impl Default for Config {
@@ -60,6 +66,7 @@ impl Default for Config {
             close_timeout: Duration::from_secs(5),
             rng_seed: None,
             zero_copy_threshold: 16 << 10,
+            deflate: None,
         }
     }
 }

@@ -11,6 +11,7 @@ use http::header::HeaderMap;
 
 use crate::close::{CloseCode, CloseFrame};
 use crate::config::Config;
+use crate::deflate::{self, Deflate, DeflateParams};
 use crate::error::{Error, HandshakeError, ProtocolError, UsageError};
 use crate::frame::{FrameHeader, MAX_HEADER_LEN, OpCode};
 use crate::handshake::{self, Accept, ClientRequest, Request};
@@ -64,19 +65,28 @@ const TIMER_COUNT: usize = 2;
 /// Pings remembered for round-trip times.
 const MAX_PENDING_PINGS: usize = 16;
 
+/// The RSV1 bit in [`FrameHeader::rsv`]: a compressed message (RFC 7692).
+const RSV1: u8 = 0b100;
+
 /// A frame whose header was decoded but whose payload is not complete yet.
 #[derive(Clone, Copy, Debug)]
 struct PartialFrame {
     header: FrameHeader,
     header_len: usize,
-    /// Payload bytes already unmasked (and, for text, validated).
+    /// Payload bytes already unmasked (and, for text, validated; when
+    /// compressed, inflated).
     done: usize,
+    /// Part of a permessage-deflate compressed message.
+    compressed: bool,
 }
 
 /// A fragmented message being received.
 #[derive(Debug)]
 struct Incoming {
     kind: MessageKind,
+    /// The first frame's payload, a view of the receive buffer, until the
+    /// second frame arrives and `buf` is allocated.
+    first: Option<Bytes>,
     buf: BytesMut,
     size: u64,
 }
@@ -151,6 +161,8 @@ enum Handshake {
     Client {
         accept: String,
         protocols: Vec<String>,
+        /// Whether permessage-deflate was offered.
+        deflate: bool,
     },
     Server {
         pending: Option<Box<Request>>,
@@ -198,6 +210,8 @@ pub struct Connection {
     /// `pending_fail`, it takes effect once they are drained, so replies to
     /// them still go out before our close reply.
     pending_close: Option<(FrameHeader, Bytes)>,
+    /// permessage-deflate state, once negotiated.
+    deflate: Option<Box<Deflate>>,
 }
 
 impl Connection {
@@ -224,6 +238,7 @@ impl Connection {
             now,
             pending_fail: None,
             pending_close: None,
+            deflate: None,
             config,
         };
         if !matches!(state, State::Open)
@@ -249,11 +264,12 @@ impl Connection {
             k
         });
         let key = base64::engine::general_purpose::STANDARD.encode(key);
-        request.encode(&key, &mut conn.out.tail);
+        let deflate = request.encode_with(&key, conn.config.deflate.as_ref(), &mut conn.out.tail);
         conn.out.len = conn.out.tail.len();
         conn.handshake = Handshake::Client {
             accept: handshake::accept_key(key.as_bytes()),
             protocols: request.protocols().to_vec(),
+            deflate,
         };
         conn
     }
@@ -273,6 +289,20 @@ impl Connection {
     /// by hyper's upgrade mechanism). It starts [`State::Open`].
     pub fn new_open(role: Role, config: Config, now: Instant) -> Self {
         Self::new(role, State::Open, Handshake::Done, config, now)
+    }
+
+    /// Like [`new_open`](Self::new_open), with permessage-deflate parameters
+    /// negotiated elsewhere (see [`deflate::server_accept`] and
+    /// [`deflate::client_check_response`]); `None` for none.
+    pub fn new_open_with_deflate(
+        role: Role,
+        config: Config,
+        deflate: Option<DeflateParams>,
+        now: Instant,
+    ) -> Self {
+        let mut conn = Self::new(role, State::Open, Handshake::Done, config, now);
+        conn.deflate = deflate.map(|p| Box::new(Deflate::new(p, conn.config.deflate.as_ref())));
+        conn
     }
 
     // ------------------------------------------------------------ getters
@@ -300,6 +330,12 @@ impl Connection {
     /// The configuration.
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// The permessage-deflate parameters agreed in the handshake, if the
+    /// extension is in use.
+    pub fn permessage_deflate(&self) -> Option<&DeflateParams> {
+        self.deflate.as_deref().map(Deflate::params)
     }
 
     /// Whether the caller should read more bytes from the transport: false
@@ -433,7 +469,10 @@ impl Connection {
         // Each arm returns on its own: with a shared tail the compiler builds
         // the `Event` on the stack and copies all 256 bytes of it.
         match ev {
-            Queued::Message(m) => Some(Event::Message(m)),
+            Queued::Message { text: true, data } => Some(Event::Message(Message::Text(
+                Utf8Bytes::from_validated(data),
+            ))),
+            Queued::Message { text: false, data } => Some(Event::Message(Message::Binary(data))),
             Queued::Fragment(f) => Some(Event::Fragment(f)),
             Queued::Other(ev) => unbox_event(ev),
         }
@@ -506,6 +545,22 @@ impl Connection {
         let Some(request) = pending.take() else {
             return Err(UsageError::NoPendingRequest);
         };
+        let mut accept = accept;
+        let deflate = self
+            .config
+            .deflate
+            .as_ref()
+            .filter(|_| {
+                !accept
+                    .headers
+                    .contains_key(http::header::SEC_WEBSOCKET_EXTENSIONS)
+            })
+            .and_then(|config| deflate::server_accept(request.headers(), config));
+        if let Some((_, value)) = &deflate {
+            accept
+                .headers
+                .append(http::header::SEC_WEBSOCKET_EXTENSIONS, value.clone());
+        }
         let start = self.out.tail.len();
         if let Err(e) = handshake::encode_accept(&request, &accept, &mut self.out.tail) {
             self.out.tail.truncate(start);
@@ -516,6 +571,8 @@ impl Connection {
         self.handshake = Handshake::Done;
         self.timers[Timer::Handshake as usize] = None;
         self.state = State::Open;
+        self.deflate =
+            deflate.map(|(p, _)| Box::new(Deflate::new(p, self.config.deflate.as_ref())));
         self.push_event(Event::Connected(handshake::Response {
             subprotocol: accept.subprotocol,
             headers: accept.headers,
@@ -564,7 +621,10 @@ impl Connection {
             OpCode::Binary
         };
         let payload = message.into_bytes();
-        if self.role == Role::Server && payload.len() >= self.config.zero_copy_threshold {
+        if self.role == Role::Server
+            && payload.len() >= self.config.zero_copy_threshold
+            && self.deflate.is_none()
+        {
             self.check_can_send_data(opcode)?;
             let header = FrameHeader {
                 fin: true,
@@ -590,6 +650,10 @@ impl Connection {
             MessageKind::Binary => OpCode::Binary,
         };
         self.check_can_send_data(opcode)?;
+        if self.deflate.is_some() {
+            self.write_data_frame(opcode, true, parts);
+            return Ok(());
+        }
         self.write_frame_parts(opcode, true, parts);
         Ok(())
     }
@@ -667,7 +731,10 @@ impl Connection {
 
     fn push_event(&mut self, ev: Event) {
         self.push_queued(match ev {
-            Event::Message(m) => Queued::Message(m),
+            Event::Message(m) => Queued::Message {
+                text: m.is_text(),
+                data: m.into_bytes(),
+            },
             Event::Fragment(f) => Queued::Fragment(f),
             other => Queued::Other(Box::new(other)),
         });
@@ -711,8 +778,35 @@ impl Connection {
 
     fn send_frame(&mut self, opcode: OpCode, fin: bool, payload: &[u8]) -> Result<(), UsageError> {
         self.check_can_send_data(opcode)?;
+        if self.deflate.is_some() {
+            self.write_data_frame(opcode, fin, &[payload]);
+            return Ok(());
+        }
         self.write_frame(opcode, fin, payload);
         Ok(())
+    }
+
+    /// Writes a data frame with permessage-deflate negotiated: compressed
+    /// (RSV1 on a message's first frame) when the message qualifies.
+    #[cold]
+    #[inline(never)]
+    fn write_data_frame(&mut self, opcode: OpCode, fin: bool, parts: &[&[u8]]) {
+        let Some(d) = self.deflate.as_mut() else {
+            return self.write_frame_parts(opcode, fin, parts);
+        };
+        let len = parts.iter().map(|p| p.len()).sum();
+        let first = opcode != OpCode::Continuation;
+        if !d.compress_frame(first, fin, len) {
+            return self.write_frame_parts(opcode, fin, parts);
+        }
+        let Some(compressed) = d.compress(parts, fin) else {
+            return self.write_frame_parts(opcode, fin, parts);
+        };
+        let rsv = if first { RSV1 } else { 0 };
+        self.write_frame_with_rsv(opcode, fin, rsv, &[&compressed]);
+        if let Some(d) = self.deflate.as_mut() {
+            d.put_scratch(compressed);
+        }
     }
 
     /// Encodes a frame (header, then payload, masked for a client) onto the
@@ -725,6 +819,12 @@ impl Connection {
     /// Encodes one frame whose payload is the concatenation of `parts`.
     #[inline]
     fn write_frame_parts(&mut self, opcode: OpCode, fin: bool, parts: &[&[u8]]) {
+        self.write_frame_with_rsv(opcode, fin, 0, parts);
+    }
+
+    /// Encodes one frame with the given RSV bits.
+    #[inline]
+    fn write_frame_with_rsv(&mut self, opcode: OpCode, fin: bool, rsv: u8, parts: &[&[u8]]) {
         let len: usize = parts.iter().map(|p| p.len()).sum();
         let mask = match self.role {
             Role::Client => Some((self.rng.next_u64() as u32).to_ne_bytes()),
@@ -732,7 +832,7 @@ impl Connection {
         };
         let header = FrameHeader {
             fin,
-            rsv: 0,
+            rsv,
             opcode,
             mask,
             payload_len: len as u64,
@@ -780,6 +880,11 @@ impl Connection {
         if let Handshake::Server { pending } = &mut self.handshake {
             *pending = None;
         }
+        // Likewise a peer's close or error deferred behind queued events
+        // (close timeout while undrained): handling it after `Closed` would
+        // reopen the connection and emit a second `Closed`.
+        self.pending_close = None;
+        self.pending_fail = None;
         let sent = self
             .close_sent
             .clone()
@@ -847,12 +952,25 @@ impl Connection {
     }
 
     fn process_response(&mut self) {
-        let Handshake::Client { accept, protocols } = &self.handshake else {
+        let Handshake::Client {
+            accept,
+            protocols,
+            deflate,
+        } = &self.handshake
+        else {
             return;
         };
-        match handshake::parse_response(&self.recv, accept, protocols, self.config.max_head_size) {
+        let offered = self.config.deflate.as_ref().filter(|_| *deflate);
+        match handshake::parse_response(
+            &self.recv,
+            accept,
+            protocols,
+            offered,
+            self.config.max_head_size,
+        ) {
             Ok(None) => {}
-            Ok(Some((response, n))) => {
+            Ok(Some((response, n, params))) => {
+                self.deflate = params.map(|p| Box::new(Deflate::new(p, offered)));
                 self.recv.advance(n);
                 self.handshake = Handshake::Done;
                 self.timers[Timer::Handshake as usize] = None;
@@ -883,7 +1001,7 @@ impl Connection {
     /// fragmentation state, before any payload is buffered.
     fn check_header(&self, h: &FrameHeader) -> Result<(), ProtocolError> {
         if h.rsv != 0 {
-            return Err(ProtocolError::ReservedBits(h.rsv));
+            self.check_rsv(h)?;
         }
         match (self.role, h.mask.is_some()) {
             (Role::Server, false) => return Err(ProtocolError::UnmaskedFrame),
@@ -947,10 +1065,13 @@ impl Connection {
                         if header.opcode == OpCode::Text {
                             self.utf8.reset();
                         }
+                        let compressed = (header.rsv != 0 || header.opcode == OpCode::Continuation)
+                            && self.begin_compressed(&header);
                         PartialFrame {
                             header,
                             header_len,
                             done: 0,
+                            compressed,
                         }
                     }
                     Err(e) => return self.defer_fail(e),
@@ -963,12 +1084,18 @@ impl Connection {
                 // Incomplete: unmask and validate what has arrived, so that
                 // invalid text fails fast (Autobahn 6.4.x).
                 let mut p = p;
-                if avail > p.done && self.is_text_frame(&p.header) {
+                if avail > p.done && (p.compressed || self.is_text_frame(&p.header)) {
                     let range = p.header_len + p.done..p.header_len + avail;
                     if let Some(key) = p.header.mask {
                         apply_mask(&mut self.recv[range.clone()], key, p.done);
                     }
-                    if self.utf8.feed(&self.recv[range], false).is_err() {
+                    if p.compressed {
+                        // Inflate as the bytes arrive: the size limit and
+                        // UTF-8 apply to the output as it comes.
+                        if let Err(e) = self.inflate_range(range, false) {
+                            return self.defer_fail(e);
+                        }
+                    } else if self.utf8.feed(&self.recv[range], false).is_err() {
                         return self.defer_fail(ProtocolError::InvalidUtf8);
                     }
                     p.done = avail;
@@ -981,6 +1108,12 @@ impl Connection {
             if let Some(key) = p.header.mask {
                 apply_mask(&mut self.recv[range.clone()], key, p.done);
             }
+            if p.compressed {
+                if let Err(e) = self.compressed_frame(p.header, range) {
+                    return self.defer_fail(e);
+                }
+                continue;
+            }
             let text = self.is_text_frame(&p.header);
             if text && self.utf8.feed(&self.recv[range], p.header.fin).is_err() {
                 return self.defer_fail(ProtocolError::InvalidUtf8);
@@ -990,6 +1123,24 @@ impl Connection {
             // view is pointer arithmetic.
             let mut payload = self.recv.split_to(p.header_len + len).freeze();
             payload.advance(p.header_len);
+            if p.header.fin && matches!(p.header.opcode, OpCode::Text | OpCode::Binary) {
+                // The common case, here rather than in `handle_frame` or
+                // `deliver` (not inlined), with the queue's growth out of
+                // line: the message is then stored straight into the queue,
+                // not built on the stack and copied with wide reloads of
+                // narrow stores (which stall store forwarding).
+                self.buffered += payload.len();
+                let ev = Queued::Message {
+                    text,
+                    data: payload,
+                };
+                if self.events.len() < self.events.capacity() {
+                    self.events.push_back(ev);
+                } else {
+                    self.push_grow(ev);
+                }
+                continue;
+            }
             if p.header.opcode == OpCode::Close && !self.events.is_empty() {
                 self.pending_close = Some((p.header, payload));
                 return;
@@ -1000,7 +1151,115 @@ impl Connection {
         }
     }
 
+    /// RSV bits are set: only RSV1 on the first frame of a message, with
+    /// permessage-deflate negotiated (RFC 7692 §6.1).
+    #[cold]
+    #[inline(never)]
+    fn check_rsv(&self, h: &FrameHeader) -> Result<(), ProtocolError> {
+        if h.rsv != RSV1 || self.deflate.is_none() {
+            return Err(ProtocolError::ReservedBits(h.rsv));
+        }
+        match h.opcode {
+            OpCode::Text | OpCode::Binary => Ok(()),
+            OpCode::Continuation => Err(ProtocolError::CompressedContinuation),
+            _ => Err(ProtocolError::CompressedControlFrame),
+        }
+    }
+
+    /// Whether a frame (RSV1 set, or a continuation) belongs to a compressed
+    /// message; starts receiving one on its first frame.
+    #[inline]
+    fn begin_compressed(&mut self, h: &FrameHeader) -> bool {
+        let Some(d) = self.deflate.as_mut() else {
+            return false;
+        };
+        match h.opcode {
+            OpCode::Continuation => d.receiving(),
+            OpCode::Text => {
+                d.begin(MessageKind::Text);
+                true
+            }
+            _ => {
+                d.begin(MessageKind::Binary);
+                true
+            }
+        }
+    }
+
+    /// Inflates payload bytes of a compressed message that are unmasked in
+    /// the receive buffer.
+    fn inflate_range(
+        &mut self,
+        range: std::ops::Range<usize>,
+        last: bool,
+    ) -> Result<(), ProtocolError> {
+        let max = self.config.max_message_size;
+        match self.deflate.as_mut() {
+            Some(d) => d.inflate(&self.recv[range], last, max, &mut self.utf8),
+            None => Ok(()),
+        }
+    }
+
+    /// Handles the end of a frame of a compressed message whose bytes up to
+    /// `range` are inflated: inflates the rest, drops the frame from the
+    /// receive buffer and delivers the message (or, with
+    /// `stream_fragments`, the frame's output) like an uncompressed one.
+    fn compressed_frame(
+        &mut self,
+        h: FrameHeader,
+        range: std::ops::Range<usize>,
+    ) -> Result<(), ProtocolError> {
+        let frame_len = range.end;
+        let payload_len = h.payload_len;
+        self.inflate_range(range, h.fin)?;
+        self.recv.advance(frame_len);
+        let Some(d) = self.deflate.as_mut() else {
+            return Ok(());
+        };
+        let kind = d.receiving_kind().unwrap_or(MessageKind::Binary);
+        let fragmented = self.incoming.is_some();
+        if h.fin {
+            self.incoming = None;
+            let data = d.end().map(|(_, data)| data).unwrap_or_default();
+            if fragmented && self.config.stream_fragments {
+                self.push_queued(Queued::Fragment(Fragment {
+                    kind,
+                    data: Bytes::from(data),
+                    fin: true,
+                }));
+            } else {
+                self.deliver(kind, Bytes::from(data));
+            }
+            return Ok(());
+        }
+        let data = if self.config.stream_fragments {
+            Some(d.take_output())
+        } else {
+            None
+        };
+        match self.incoming.as_mut() {
+            Some(m) => m.size += payload_len,
+            None => {
+                self.incoming = Some(Incoming {
+                    kind,
+                    first: None,
+                    buf: BytesMut::new(),
+                    size: payload_len,
+                });
+            }
+        }
+        if let Some(data) = data {
+            self.push_queued(Queued::Fragment(Fragment {
+                kind,
+                data: Bytes::from(data),
+                fin: false,
+            }));
+        }
+        Ok(())
+    }
+
     /// Handles one complete, unmasked (and, for text, validated) frame.
+    #[inline(never)]
     fn handle_frame(&mut self, h: FrameHeader, payload: Bytes) -> Result<(), ProtocolError> {
         match h.opcode {
             OpCode::Text | OpCode::Binary => {
@@ -1014,6 +1273,7 @@ impl Connection {
                 } else if self.config.stream_fragments {
                     self.incoming = Some(Incoming {
                         kind,
+                        first: None,
                         buf: BytesMut::new(),
                         size: payload.len() as u64,
                     });
@@ -1023,18 +1283,11 @@ impl Connection {
                         fin: false,
                     }));
                 } else {
-                    // Room for a continuation of the same size without
-                    // growing again.
-                    let cap = payload
-                        .len()
-                        .saturating_mul(2)
-                        .min(self.config.max_message_size);
-                    let mut buf = BytesMut::with_capacity(cap);
-                    buf.extend_from_slice(&payload);
                     self.incoming = Some(Incoming {
                         kind,
                         size: payload.len() as u64,
-                        buf,
+                        first: Some(payload),
+                        buf: BytesMut::new(),
                     });
                 }
             }
@@ -1054,6 +1307,16 @@ impl Connection {
                         fin: h.fin,
                     }));
                 } else {
+                    if let Some(first) = m.first.take() {
+                        // The second frame: allocate once for twice the
+                        // message so far (four equal frames copy each byte
+                        // once), within the message size limit.
+                        let cap = (first.len() + payload.len())
+                            .saturating_mul(2)
+                            .min(self.config.max_message_size);
+                        m.buf = BytesMut::with_capacity(cap);
+                        m.buf.extend_from_slice(&first);
+                    }
                     m.buf.extend_from_slice(&payload);
                     if h.fin {
                         let m = self.incoming.take().expect("message in progress");
@@ -1101,19 +1364,15 @@ impl Connection {
         Ok(())
     }
 
+    /// Queues a complete message (text already validated). Single-frame
+    /// messages take the inlined copy of this in `process_frames`.
+    #[inline(never)]
     fn deliver(&mut self, kind: MessageKind, data: Bytes) {
         self.buffered += data.len();
-        match kind {
-            MessageKind::Text => {
-                self.events
-                    .push_back(Queued::Message(Message::Text(Utf8Bytes::from_validated(
-                        data,
-                    ))))
-            }
-            MessageKind::Binary => self
-                .events
-                .push_back(Queued::Message(Message::Binary(data))),
-        }
+        self.events.push_back(Queued::Message {
+            text: kind == MessageKind::Text,
+            data,
+        });
     }
 
     fn match_pong(&mut self, payload: &Bytes) -> Option<Duration> {
@@ -1128,7 +1387,11 @@ impl Connection {
 /// `Event` (256 bytes, because of `Request`).
 #[derive(Debug)]
 enum Queued {
-    Message(Message),
+    /// A complete message; `text` was validated as UTF-8.
+    Message {
+        text: bool,
+        data: Bytes,
+    },
     Fragment(Fragment),
     Other(Box<Event>),
 }
@@ -1137,11 +1400,25 @@ impl Queued {
     /// Received payload bytes, for backpressure.
     fn weight(&self) -> usize {
         match self {
-            Self::Message(m) => m.len(),
+            Self::Message { data, .. } => data.len(),
             Self::Fragment(f) => f.data.len(),
             Self::Other(_) => 0,
         }
     }
+}
+
+impl Connection {
+    #[cold]
+    #[inline(never)]
+    fn push_grow(&mut self, ev: Queued) {
+        self.events.push_back(ev);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn unbox_event(ev: Box<Event>) -> Option<Event> {
+    Some(*ev)
 }
 
 /// Regressions found by the fuzz targets in `fuzz/`.
@@ -1155,8 +1432,10 @@ mod fuzz_regressions {
     #[test]
     fn zero_max_buffered_bytes_still_reads_with_an_empty_queue() {
         let now = Instant::now();
-        let mut config = Config::default();
-        config.max_buffered_bytes = 0;
+        let config = Config {
+            max_buffered_bytes: 0,
+            ..Config::default()
+        };
         let server = Connection::server(config.clone(), now);
         assert!(server.wants_read());
         let mut open = Connection::new_open(Role::Client, config, now);
@@ -1166,10 +1445,25 @@ mod fuzz_regressions {
         assert!(matches!(open.poll_event(), Some(Event::Message(_))));
         assert!(open.wants_read());
     }
-}
 
-#[cold]
-#[inline(never)]
-fn unbox_event(ev: Box<Event>) -> Option<Event> {
-    Some(*ev)
+    /// `connection_ops` (seed `deferred_close_then_close_timeout`): a close
+    /// frame deferred behind an undrained message, then the close timeout,
+    /// then the drain: the deferred close ran after `Closed`, moving the
+    /// client back to `ClosingRemote` and emitting a second `Closed` on EOF.
+    #[test]
+    fn deferred_close_is_dropped_when_the_close_timer_closes_first() {
+        let now = Instant::now();
+        let mut c = Connection::new_open(Role::Client, Config::default(), now);
+        c.close(now, CloseCode::NORMAL, "").unwrap();
+        // A message, then the server's close frame, read before any drain.
+        c.handle_input(now, &[0x81, 0x02, b'h', b'i', 0x88, 0x02, 0x03, 0xE8]);
+        c.handle_timeout(now + Duration::from_secs(6));
+        assert!(matches!(c.poll_event(), Some(Event::Message(_))));
+        assert!(matches!(c.poll_event(), Some(Event::Closed(_))));
+        assert!(c.poll_event().is_none());
+        assert_eq!(c.state(), State::Closed);
+        assert_eq!(c.poll_timeout(), None);
+        c.handle_eof(now + Duration::from_secs(7));
+        assert!(c.poll_event().is_none(), "a second Closed");
+    }
 }

@@ -57,13 +57,19 @@ pub enum ProtocolError {
         /// The configured maximum.
         max: usize,
     },
+    /// RSV1 (compressed) set on a continuation frame (RFC 7692 §6.1).
+    CompressedContinuation,
+    /// RSV1 (compressed) set on a control frame (RFC 7692 §6.1).
+    CompressedControlFrame,
+    /// A compressed message that is not valid deflate data.
+    InvalidCompressedData(String),
 }
 
 impl ProtocolError {
     /// The close code to send for this error.
     pub fn close_code(&self) -> CloseCode {
         match self {
-            Self::InvalidUtf8 => CloseCode::INVALID_PAYLOAD,
+            Self::InvalidUtf8 | Self::InvalidCompressedData(_) => CloseCode::INVALID_PAYLOAD,
             Self::FrameTooLarge { .. } | Self::MessageTooLarge { .. } => CloseCode::MESSAGE_TOO_BIG,
             _ => CloseCode::PROTOCOL_ERROR,
         }
@@ -93,6 +99,9 @@ impl fmt::Display for ProtocolError {
             Self::MessageTooLarge { size, max } => {
                 write!(f, "message of {size} bytes exceeds the limit of {max}")
             }
+            Self::CompressedContinuation => f.write_str("RSV1 set on a continuation frame"),
+            Self::CompressedControlFrame => f.write_str("RSV1 set on a control frame"),
+            Self::InvalidCompressedData(e) => write!(f, "invalid compressed data: {e}"),
         }
     }
 }
@@ -132,6 +141,9 @@ pub enum HandshakeError {
     UnofferedSubprotocol(String),
     /// (Client) The server selected an extension the client did not request.
     UnrequestedExtension(String),
+    /// (Client) The server's permessage-deflate response is not one the
+    /// offer allowed (RFC 7692 §7.1).
+    InvalidExtension(String),
     /// The handshake did not complete within the configured time.
     Timeout,
     /// The transport closed before the handshake completed.
@@ -171,6 +183,7 @@ impl fmt::Display for HandshakeError {
             Self::UnrequestedExtension(e) => {
                 write!(f, "server selected extension {e:?} that was not requested")
             }
+            Self::InvalidExtension(e) => write!(f, "invalid permessage-deflate response: {e}"),
             Self::Timeout => f.write_str("opening handshake timed out"),
             Self::Eof => f.write_str("connection closed during the opening handshake"),
         }

@@ -12,6 +12,7 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode, Uri};
 use sha1::{Digest, Sha1};
 
+use crate::deflate::{self, DeflateConfig, DeflateParams};
 use crate::error::{HandshakeError, UsageError};
 
 /// The GUID of RFC 6455 §1.3.
@@ -187,7 +188,20 @@ impl ClientRequest {
     }
 
     /// Writes the upgrade request for the base64 `key` to `out`.
+    #[cfg(test)]
     pub(crate) fn encode(&self, key: &str, out: &mut Vec<u8>) {
+        self.encode_with(key, None, out);
+    }
+
+    /// Writes the upgrade request for the base64 `key` to `out`, offering
+    /// permessage-deflate as `deflate` asks unless the application set its
+    /// own `Sec-WebSocket-Extensions`. Returns whether it was offered.
+    pub(crate) fn encode_with(
+        &self,
+        key: &str,
+        deflate: Option<&DeflateConfig>,
+        out: &mut Vec<u8>,
+    ) -> bool {
         let path = self.uri.path_and_query().map_or("/", |p| p.as_str());
         let authority = self.uri.authority().map_or("", |a| a.as_str());
         out.extend_from_slice(b"GET ");
@@ -208,8 +222,16 @@ impl ClientRequest {
             out.extend_from_slice(self.protocols.join(", ").as_bytes());
             out.extend_from_slice(b"\r\n");
         }
+        let offer =
+            deflate.filter(|_| !self.headers.contains_key(header::SEC_WEBSOCKET_EXTENSIONS));
+        if let Some(config) = offer {
+            out.extend_from_slice(b"Sec-WebSocket-Extensions: ");
+            out.extend_from_slice(deflate::client_offer(config).as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
         write_headers(&self.headers, out);
         out.extend_from_slice(b"\r\n");
+        offer.is_some()
     }
 }
 
@@ -236,14 +258,17 @@ pub struct Response {
 }
 
 /// Parses and validates the server's response from the front of `buf`.
-/// `Ok(None)`: need more bytes. `Ok(Some((response, n)))`: the head was `n`
-/// bytes; what follows belongs to the frame layer.
+/// `Ok(None)`: need more bytes. `Ok(Some((response, n, deflate)))`: the head
+/// was `n` bytes; what follows belongs to the frame layer. `deflate` is the
+/// configuration permessage-deflate was offered with, if it was; the result
+/// has the agreed parameters when the server accepted it.
 pub(crate) fn parse_response(
     buf: &[u8],
     expected_accept: &str,
     offered: &[String],
+    deflate: Option<&DeflateConfig>,
     max_head: usize,
-) -> Result<Option<(Response, usize)>, HandshakeError> {
+) -> Result<Option<(Response, usize, Option<DeflateParams>)>, HandshakeError> {
     let mut raw = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut resp = httparse::Response::new(&mut raw);
     // Parse no more than the limit, so that a head too large is refused
@@ -281,12 +306,18 @@ pub(crate) fn parse_response(
         Some(v) if v.as_bytes() == expected_accept.as_bytes() => {}
         _ => return Err(HandshakeError::InvalidAccept),
     }
-    if let Some(ext) = tokens(&headers, header::SEC_WEBSOCKET_EXTENSIONS)
-        .into_iter()
-        .next()
-    {
-        return Err(HandshakeError::UnrequestedExtension(ext));
-    }
+    let deflate = match deflate {
+        Some(config) => deflate::client_check_response(&headers, config)?,
+        None => {
+            if let Some(ext) = tokens(&headers, header::SEC_WEBSOCKET_EXTENSIONS)
+                .into_iter()
+                .next()
+            {
+                return Err(HandshakeError::UnrequestedExtension(ext));
+            }
+            None
+        }
+    };
     let chosen = tokens(&headers, header::SEC_WEBSOCKET_PROTOCOL);
     let subprotocol = match chosen.as_slice() {
         [] => None,
@@ -299,6 +330,7 @@ pub(crate) fn parse_response(
             headers,
         },
         n,
+        deflate,
     )))
 }
 
@@ -664,17 +696,17 @@ mod tests {
         encode_accept(&req, &Accept::new().subprotocol("chat"), &mut resp).unwrap();
         let offered = vec!["chat".to_owned()];
         let accept = accept_key(b"dGhlIHNhbXBsZSBub25jZQ==");
-        let (parsed, n) = parse_response(&resp, &accept, &offered, 1024)
+        let (parsed, n, _) = parse_response(&resp, &accept, &offered, None, 1024)
             .unwrap()
             .unwrap();
         assert_eq!(n, resp.len());
         assert_eq!(parsed.subprotocol.as_deref(), Some("chat"));
         assert_eq!(
-            parse_response(&resp, "wrong", &offered, 1024).unwrap_err(),
+            parse_response(&resp, "wrong", &offered, None, 1024).unwrap_err(),
             HandshakeError::InvalidAccept
         );
         assert_eq!(
-            parse_response(&resp, &accept, &[], 1024).unwrap_err(),
+            parse_response(&resp, &accept, &[], None, 1024).unwrap_err(),
             HandshakeError::UnofferedSubprotocol("chat".into())
         );
         assert!(ClientRequest::new("http://x/").is_err());

@@ -100,6 +100,7 @@
 mod close;
 mod config;
 mod connection;
+pub mod deflate;
 mod endpoint;
 mod error;
 pub mod frame;
@@ -116,6 +117,7 @@ pub use http;
 pub use close::{CloseCode, CloseFrame};
 pub use config::Config;
 pub use connection::{Connection, Role, State};
+pub use deflate::{DeflateConfig, DeflateParams};
 pub use endpoint::Endpoint;
 pub use error::{Error, HandshakeError, ProtocolError, UsageError};
 pub use handshake::{Accept, ClientRequest, Request, Response};

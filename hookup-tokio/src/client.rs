@@ -1,40 +1,14 @@
 //! Connecting as a client.
 
-use std::sync::Arc;
-use std::time::Duration;
-
+use hookup_driver::{Error, Result, client_handshake};
 use hookup_proto::{ClientRequest, Response};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
-use crate::error::{Error, Result};
+pub use hookup_driver::ClientConfig;
+
 use crate::stream::MaybeTlsStream;
-use crate::ws::{Config, WebSocket, client_handshake};
-
-/// Client settings: the adapter configuration plus connect options.
-#[derive(Clone, Debug)]
-#[non_exhaustive]
-pub struct ClientConfig {
-    /// Connection configuration.
-    pub ws: Config,
-    /// Time allowed for TCP connect and TLS handshake (default 10 s). The
-    /// WebSocket handshake has its own `ws.proto.handshake_timeout`.
-    pub connect_timeout: Duration,
-    /// TLS settings for `wss://` (default: Mozilla roots from `webpki-roots`).
-    #[cfg(feature = "tls")]
-    pub tls: Option<Arc<tokio_rustls::rustls::ClientConfig>>,
-}
-
-impl Default for ClientConfig {
-    fn default() -> Self {
-        Self {
-            ws: Config::default(),
-            connect_timeout: Duration::from_secs(10),
-            #[cfg(feature = "tls")]
-            tls: None,
-        }
-    }
-}
+use crate::ws::{Config, WebSocket};
 
 /// Connects to a `ws://` or `wss://` URL with default settings.
 pub async fn connect(url: &str) -> Result<WebSocket<MaybeTlsStream>> {
@@ -105,7 +79,3 @@ pub async fn client<S: AsyncRead + AsyncWrite + Unpin>(
 ) -> Result<(WebSocket<S>, Response)> {
     client_handshake(io, request, config).await
 }
-
-#[cfg(not(feature = "tls"))]
-#[allow(dead_code)]
-type Unused = Arc<()>;

@@ -1,9 +1,10 @@
 //! # hookup-tokio
 //!
 //! WebSocket client and server for [tokio], built on the sans-IO state
-//! machine [`hookup_proto`]. This crate only moves bytes between sockets and
-//! the state machine and arms its timers; every protocol decision is made in
-//! `hookup-proto`.
+//! machine [`hookup_proto`]. This crate connects, listens and does TLS; the
+//! runtime-independent driver in [`hookup_driver`] moves bytes between the
+//! sockets and the state machine with tokio's I/O and timers (through
+//! [`Tokio`]), and every protocol decision is made in `hookup-proto`.
 //!
 //! ```no_run
 //! # async fn run() -> hookup_tokio::Result<()> {
@@ -27,7 +28,6 @@
 #![deny(missing_docs)]
 
 mod client;
-mod error;
 mod message;
 pub mod reliable;
 mod server;
@@ -36,19 +36,20 @@ mod stream;
 pub mod tls;
 mod ws;
 
+pub use hookup_driver;
 pub use hookup_proto as proto;
 pub use hookup_proto::{
     Accept, ClientRequest, CloseCode, CloseFrame, Closed, Request, Response, Role,
 };
 
 pub use client::{ClientConfig, client, connect, connect_with};
-pub use error::{Error, Result};
+pub use hookup_driver::{Error, Result};
 pub use message::Message;
 pub use server::{
     BoundServer, HttpResponse, Server, accept, accept_request, accept_with, text_response,
 };
 pub use stream::MaybeTlsStream;
-pub use ws::{Config, ReadHalf, WebSocket, WriteHalf};
+pub use ws::{Config, ReadHalf, Tokio, WebSocket, WriteHalf};
 
 /// The README's code, compiled as a doc test.
 #[doc = include_str!("../../README.md")]

@@ -3,29 +3,25 @@
 // once per connection, and boxing it would only burden the callback signature.
 #![allow(clippy::result_large_err)]
 
-use std::collections::HashMap;
-use std::future::{Future, poll_fn};
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hookup_proto::http::{self, HeaderMap, HeaderValue, StatusCode, header};
-use hookup_proto::{Accept, Connection, Event, Request};
+use hookup_driver::{Result, Routes};
+use hookup_proto::{Accept, Request};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
 
-use crate::error::{Error, Result};
-use crate::stream::MaybeTlsStream;
-use crate::ws::{Config, Core, WebSocket, now};
+pub use hookup_driver::{HttpResponse, text_response};
 
-/// An HTTP response for a rejected or plain HTTP request.
-pub type HttpResponse = http::Response<Vec<u8>>;
+use crate::stream::MaybeTlsStream;
+use crate::ws::{Config, Tokio, WebSocket};
 
 /// Accepts a WebSocket on `io` with default settings, for any path.
 pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(io: S) -> Result<WebSocket<S>> {
-    accept_with(io, &Config::default(), |_| Ok(Accept::new())).await
+    hookup_driver::accept(io).await
 }
 
 /// Accepts a WebSocket on `io`. `callback` sees the request (path, query,
@@ -37,7 +33,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
     F: FnOnce(&Request) -> std::result::Result<Accept, HttpResponse>,
 {
-    Ok(accept_request(io, config, callback).await?.0)
+    hookup_driver::accept_with(io, config, callback).await
 }
 
 /// Like [`accept_with`], also returning the request.
@@ -50,68 +46,8 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
     F: FnOnce(&Request) -> std::result::Result<Accept, HttpResponse>,
 {
-    let conn = Connection::server(config.proto.clone(), now());
-    let mut core = Core::new(conn, io, config);
-    let Event::Request(request) = poll_fn(|cx| core.poll_handshake(cx)).await? else {
-        return Err(Error::Handshake(hookup_proto::HandshakeError::Malformed(
-            "unexpected event".into(),
-        )));
-    };
-    let decision = if request.is_websocket() {
-        callback(&request)
-    } else {
-        match callback(&request) {
-            Ok(_) => Err(upgrade_required()),
-            Err(r) => Err(r),
-        }
-    };
-    match decision {
-        Ok(accept) => {
-            core.subprotocol = accept.subprotocol.clone();
-            core.conn.accept(accept)?;
-            // Consume `Connected`; messages that came with the request stay queued.
-            poll_fn(|cx| core.poll_handshake(cx)).await?;
-            Ok((WebSocket::from_core(core), request))
-        }
-        Err(resp) => {
-            let status = resp.status().as_u16();
-            core.conn
-                .reject(resp.status(), resp.headers(), resp.body())?;
-            while poll_fn(|cx| core.poll_event(cx)).await.is_some() {}
-            Err(Error::Rejected { status })
-        }
-    }
+    hookup_driver::accept_request(io, config, callback).await
 }
-
-/// A response with a status and a plain-text body.
-pub fn text_response(status: StatusCode, body: &str) -> HttpResponse {
-    let mut r = http::Response::new(body.as_bytes().to_vec());
-    *r.status_mut() = status;
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    r
-}
-
-fn upgrade_required() -> HttpResponse {
-    let mut r = text_response(
-        StatusCode::UPGRADE_REQUIRED,
-        "this endpoint speaks WebSocket\n",
-    );
-    r.headers_mut()
-        .insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-    r.headers_mut().insert(
-        header::SEC_WEBSOCKET_VERSION,
-        HeaderValue::from_static("13"),
-    );
-    r
-}
-
-type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
-type Handler = Arc<dyn Fn(WebSocket<MaybeTlsStream>, Request) -> BoxFuture + Send + Sync>;
-type HttpHandler = Arc<dyn Fn(&Request) -> HttpResponse + Send + Sync>;
-type Chooser = Arc<dyn Fn(&Request) -> std::result::Result<Accept, HttpResponse> + Send + Sync>;
 
 /// A WebSocket server: routes upgrade requests by path to handlers and
 /// answers plain HTTP requests with a configurable response.
@@ -134,10 +70,7 @@ type Chooser = Arc<dyn Fn(&Request) -> std::result::Result<Accept, HttpResponse>
 /// ```
 #[derive(Clone)]
 pub struct Server {
-    routes: HashMap<String, Handler>,
-    http: Option<HttpHandler>,
-    choose: Option<Chooser>,
-    config: Config,
+    routes: Routes<MaybeTlsStream, Tokio>,
     tls_timeout: Duration,
     #[cfg(feature = "tls")]
     tls: Option<tokio_rustls::TlsAcceptor>,
@@ -153,10 +86,7 @@ impl Server {
     /// A server with no routes.
     pub fn new() -> Self {
         Self {
-            routes: HashMap::new(),
-            http: None,
-            choose: None,
-            config: Config::default(),
+            routes: Routes::default(),
             tls_timeout: Duration::from_secs(10),
             #[cfg(feature = "tls")]
             tls: None,
@@ -169,8 +99,7 @@ impl Server {
         F: Fn(WebSocket<MaybeTlsStream>, Request) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        let h: Handler = Arc::new(move |ws, req| Box::pin(handler(ws, req)));
-        self.routes.insert(path.to_owned(), h);
+        self.routes.route(path, handler);
         self
     }
 
@@ -180,7 +109,7 @@ impl Server {
     where
         F: Fn(&Request) -> HttpResponse + Send + Sync + 'static,
     {
-        self.http = Some(Arc::new(f));
+        self.routes.http(f);
         self
     }
 
@@ -190,13 +119,13 @@ impl Server {
     where
         F: Fn(&Request) -> std::result::Result<Accept, HttpResponse> + Send + Sync + 'static,
     {
-        self.choose = Some(Arc::new(f));
+        self.routes.on_request(f);
         self
     }
 
     /// Sets the connection configuration.
     pub fn config(mut self, config: Config) -> Self {
-        self.config = config;
+        self.routes.set_config(config);
         self
     }
 
@@ -216,27 +145,6 @@ impl Server {
         })
     }
 
-    fn decide(&self, req: &Request) -> std::result::Result<Accept, HttpResponse> {
-        let routed = self.routes.contains_key(req.path());
-        if !req.is_websocket() {
-            return Err(match (&self.http, routed) {
-                (_, true) => upgrade_required(),
-                (Some(f), false) => f(req),
-                (None, false) => text_response(StatusCode::NOT_FOUND, "not found\n"),
-            });
-        }
-        if !routed {
-            return Err(text_response(
-                StatusCode::NOT_FOUND,
-                "no WebSocket endpoint here\n",
-            ));
-        }
-        match &self.choose {
-            Some(f) => f(req),
-            None => Ok(Accept::new()),
-        }
-    }
-
     /// Serves one accepted TCP connection to its end.
     pub async fn serve_connection(&self, tcp: TcpStream) {
         let _ = tcp.set_nodelay(true);
@@ -248,15 +156,7 @@ impl Server {
                 return;
             }
         };
-        match accept_request(stream, &self.config, |req| self.decide(req)).await {
-            Ok((ws, req)) => {
-                tracing::debug!(?peer, path = req.path(), "accepted");
-                if let Some(h) = self.routes.get(req.path()).cloned() {
-                    h(ws, req).await;
-                }
-            }
-            Err(e) => tracing::debug!(?peer, "handshake ended: {e}"),
-        }
+        self.routes.serve(stream, peer).await;
     }
 
     #[cfg(feature = "tls")]
@@ -318,9 +218,4 @@ impl BoundServer {
             }
         }
     }
-}
-
-#[allow(dead_code)]
-fn _assert_send(h: &HeaderMap) -> &HeaderMap {
-    h
 }

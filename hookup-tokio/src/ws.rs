@@ -1,749 +1,87 @@
-//! The WebSocket type: a `hookup_proto::Connection` wired to a tokio stream.
-//!
-//! All I/O happens inside `poll_*` calls of the application's own task: no
-//! task is spawned per connection. Reading drains every frame of a read
-//! before returning; writing takes all queued frames in one (vectored) write.
+//! The tokio side of the driver: [`Tokio`] (clock, timer and stream I/O)
+//! and the `hookup-driver` types with the runtime fixed to it.
 
-use std::future::poll_fn;
 use std::io::{self, IoSlice};
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Wake, Waker, ready};
+use std::task::{Context, Poll};
 use std::time::Instant;
 
-use futures_core::Stream;
-use futures_sink::Sink;
-use hookup_proto::{CloseCode, Closed, Connection, Endpoint, Event, Initiator, Response};
+use bytes::{BufMut as _, BytesMut};
+use hookup_driver::{Runtime, Transport};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::time::Sleep;
 
-use crate::error::{Error, Result, closed_error};
-use crate::message::Message;
+pub use hookup_driver::Config;
 
-/// Adapter configuration.
-#[derive(Clone, Debug)]
-#[non_exhaustive]
-pub struct Config {
-    /// The protocol state machine's configuration (limits, timeouts, ...).
-    pub proto: hookup_proto::Config,
-    /// Queued output above which sending waits for the socket
-    /// (backpressure; default 128 KiB).
-    pub write_buffer_size: usize,
-    /// Largest single read from the socket (default 64 KiB). Reads start at
-    /// 4 KiB and grow while the socket keeps filling them, so idle
-    /// connections hold little memory.
-    pub max_read_size: usize,
-}
+/// The tokio runtime as `hookup-driver` uses it: tokio's clock and sleep,
+/// and I/O on any `tokio::io::AsyncRead + AsyncWrite + Unpin` stream.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Tokio;
 
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            proto: hookup_proto::Config::default(),
-            write_buffer_size: 128 << 10,
-            max_read_size: 64 << 10,
-        }
+impl Runtime for Tokio {
+    type Sleep = Pin<Box<tokio::time::Sleep>>;
+
+    /// tokio's clock, so that `tokio::time::pause()` drives timers in tests.
+    fn now() -> Instant {
+        tokio::time::Instant::now().into_std()
+    }
+    fn sleep_until(deadline: Instant) -> Self::Sleep {
+        Box::pin(tokio::time::sleep_until(deadline.into()))
+    }
+    fn reset(sleep: &mut Self::Sleep, deadline: Instant) {
+        sleep.as_mut().reset(deadline.into());
+    }
+    fn poll_sleep(sleep: &mut Self::Sleep, cx: &mut Context<'_>) -> Poll<()> {
+        sleep.as_mut().poll(cx)
     }
 }
 
-const MIN_READ: usize = 4 << 10;
-
-/// The clock: tokio's, so that `tokio::time::pause()` drives timers in tests.
-pub(crate) fn now() -> Instant {
-    tokio::time::Instant::now().into_std()
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Phase {
-    Running,
-    /// `Event::Closed` seen: write out what is left, then shut down.
-    Flushing,
-    ShuttingDown,
-    Done,
-}
-
-/// A tokio sleep armed at an endpoint's `poll_timeout`, allocated only when
-/// a timer is first needed.
-#[derive(Default)]
-pub(crate) struct Timer {
-    sleep: Option<Pin<Box<Sleep>>>,
-    sleep_at: Option<Instant>,
-}
-
-impl Timer {
-    /// Fires due timers of `e`; arms the sleep otherwise. Returns whether a
-    /// timer fired.
-    pub(crate) fn poll(&mut self, e: &mut impl Endpoint, cx: &mut Context<'_>) -> bool {
-        let Some(at) = e.poll_timeout() else {
-            self.sleep_at = None;
-            return false;
-        };
-        // Check the clock first: tokio's coop budget can report an elapsed
-        // sleep as pending.
-        let t = now();
-        if t >= at {
-            e.handle_timeout(t);
-            return true;
-        }
-        if self.sleep_at != Some(at) {
-            let deadline = tokio::time::Instant::from_std(at);
-            match &mut self.sleep {
-                Some(s) => s.as_mut().reset(deadline),
-                None => self.sleep = Some(Box::pin(tokio::time::sleep_until(deadline))),
-            }
-            self.sleep_at = Some(at);
-        }
-        let sleep = self.sleep.as_mut().expect("armed above");
-        if sleep.as_mut().poll(cx).is_ready() {
-            self.sleep_at = None;
-            e.handle_timeout(now());
-            return true;
-        }
-        false
-    }
-}
-
-/// The runtime half of a driver: the stream, the timer and the read sizing.
-/// Generic over the sans-IO [`Endpoint`] it serves (a `Connection` or a
-/// reliable `Session`).
-pub(crate) struct Io<S> {
-    pub(crate) stream: S,
-    timer: Timer,
-    need_flush: bool,
-    read_size: usize,
-    max_read_size: usize,
-}
-
-impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
-    pub(crate) fn new(stream: S, max_read_size: usize) -> Self {
-        Self {
-            stream,
-            timer: Timer::default(),
-            need_flush: false,
-            read_size: MIN_READ,
-            max_read_size: max_read_size.max(MIN_READ),
-        }
-    }
-
-    /// Whether output is queued or a flush is owed.
-    pub(crate) fn has_output(&self, e: &impl Endpoint) -> bool {
-        e.transmit_len() > 0 || self.need_flush
-    }
-
-    /// Writes out all queued output (vectored: large payloads are not
-    /// copied) and flushes the stream.
-    pub(crate) fn poll_write_out(
-        &mut self,
-        e: &mut impl Endpoint,
+impl<S: AsyncRead + AsyncWrite + Unpin> Transport<S> for Tokio {
+    fn poll_read(
+        io: &mut S,
         cx: &mut Context<'_>,
-    ) -> Poll<io::Result<()>> {
-        while e.transmit_len() > 0 {
-            let n = if self.stream.is_write_vectored() {
-                let mut slices = [IoSlice::new(&[]); 32];
-                let k = e.transmit_vectored(&mut slices);
-                ready!(Pin::new(&mut self.stream).poll_write_vectored(cx, &slices[..k]))?
-            } else {
-                let mut slices = [IoSlice::new(&[])];
-                e.transmit_vectored(&mut slices);
-                ready!(Pin::new(&mut self.stream).poll_write(cx, &slices[0]))?
-            };
-            if n == 0 {
-                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
-            }
-            e.advance_transmit(n);
-            self.need_flush = true;
-        }
-        if self.need_flush {
-            ready!(Pin::new(&mut self.stream).poll_flush(cx))?;
-            self.need_flush = false;
-        }
-        Poll::Ready(Ok(()))
-    }
-
-    /// Fires due timers; arms the sleep otherwise. Returns whether a timer fired.
-    pub(crate) fn poll_timer(&mut self, e: &mut impl Endpoint, cx: &mut Context<'_>) -> bool {
-        self.timer.poll(e, cx)
-    }
-
-    /// Reads once into the endpoint's buffer (reads grow while the socket
-    /// fills them and shrink back when it does not).
-    pub(crate) fn poll_read(
-        &mut self,
-        e: &mut impl Endpoint,
-        cx: &mut Context<'_>,
+        buf: &mut BytesMut,
+        len: usize,
     ) -> Poll<io::Result<usize>> {
-        let want = e.read_hint(self.read_size).min(self.max_read_size);
-        let Some(buf) = e.read_buf() else {
-            return Poll::Ready(Ok(0));
-        };
-        if buf.capacity() - buf.len() < MIN_READ {
-            buf.reserve(want);
-        }
-        let room = buf.capacity() - buf.len();
-        let n = ready!(tokio_util::io::poll_read_buf(
-            Pin::new(&mut self.stream),
-            cx,
-            buf
-        ))?;
-        if n == room {
-            self.read_size = (self.read_size * 2).min(self.max_read_size);
-        } else if n < self.read_size / 4 {
-            self.read_size = (self.read_size / 2).max(MIN_READ);
-        }
-        Poll::Ready(Ok(n))
+        // Straight into the uninitialised spare capacity: nothing is zeroed.
+        tokio_util::io::poll_read_buf(Pin::new(io), cx, &mut buf.limit(len))
     }
-
-    pub(crate) fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let r = ready!(Pin::new(&mut self.stream).poll_shutdown(cx));
-        self.timer = Timer::default();
-        Poll::Ready(r)
-    }
-}
-
-/// The driver of a plain WebSocket: a `Connection` on an `Io`.
-pub(crate) struct Core<S> {
-    pub(crate) conn: Connection,
-    io: Io<S>,
-    read_eof: bool,
-    write_buffer_size: usize,
-    phase: Phase,
-    io_error: Option<io::Error>,
-    closed: Option<Closed>,
-    /// The last item the stream yields after `Closed` (a close frame or an error).
-    final_item: Option<Result<Message>>,
-    /// The subprotocol agreed in the handshake.
-    pub(crate) subprotocol: Option<String>,
-    /// The application is working through received messages that were
-    /// already waiting when `recv` returned: `send` leaves the write to its
-    /// next `recv` (coalescing).
-    in_burst: bool,
-}
-
-impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
-    pub(crate) fn new(conn: Connection, io: S, config: &Config) -> Self {
-        Self {
-            conn,
-            io: Io::new(io, config.max_read_size),
-            read_eof: false,
-            write_buffer_size: config.write_buffer_size,
-            phase: Phase::Running,
-            io_error: None,
-            closed: None,
-            final_item: None,
-            in_burst: false,
-            subprotocol: None,
-        }
-    }
-
-    /// The state machine and the stream, for moving the connection into
-    /// another driver (the reliable session).
-    pub(crate) fn into_parts(self) -> (Connection, S) {
-        (self.conn, self.io.stream)
-    }
-
-    fn poll_write_out(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.io.poll_write_out(&mut self.conn, cx)
-    }
-
-    /// Drives I/O until the state machine has an event; `None` once the
-    /// connection is closed and the transport shut down.
-    pub(crate) fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<Option<Event>> {
-        loop {
-            match self.phase {
-                Phase::Done => return Poll::Ready(None),
-                Phase::Flushing => {
-                    // A failed final write changes nothing: we are closing.
-                    let _ = ready!(self.poll_write_out(cx));
-                    self.phase = Phase::ShuttingDown;
-                    continue;
-                }
-                Phase::ShuttingDown => {
-                    let _ = ready!(self.io.poll_shutdown(cx));
-                    self.phase = Phase::Done;
-                    continue;
-                }
-                Phase::Running => {}
-            }
-            if let Some(ev) = self.conn.poll_event() {
-                if let Event::Closed(c) = &ev {
-                    self.phase = Phase::Flushing;
-                    self.closed = Some(c.clone());
-                }
-                return Poll::Ready(Some(ev));
-            }
-            // Nothing left to hand out: the application is about to wait,
-            // so this is the moment to write everything queued in one go.
-            if self.io.has_output(&self.conn)
-                && let Poll::Ready(Err(e)) = self.poll_write_out(cx)
-            {
-                self.fail_io(e);
-                continue;
-            }
-            if self.io.poll_timer(&mut self.conn, cx) {
-                continue;
-            }
-            if self.read_eof || !self.conn.wants_read() {
-                return Poll::Pending;
-            }
-            match self.io.poll_read(&mut self.conn, cx) {
-                Poll::Ready(Ok(0)) => {
-                    self.read_eof = true;
-                    self.conn.handle_eof(now());
-                }
-                Poll::Ready(Ok(_)) => self.conn.handle_read(now()),
-                Poll::Ready(Err(e)) => self.fail_io(e),
-                Poll::Pending => return Poll::Pending,
-            }
-        }
-    }
-
-    fn fail_io(&mut self, e: io::Error) {
-        self.read_eof = true;
-        // After the close frames were exchanged, a reset is just the end.
-        if self.io_error.is_none() && self.conn.state() != hookup_proto::State::ClosingRemote {
-            self.io_error = Some(e);
-        }
-        self.conn.handle_eof(now());
-    }
-
-    /// The stream: messages (and surfaced control frames) until closed.
-    pub(crate) fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message>>> {
-        let r = self.poll_next_item(cx);
-        self.in_burst = r.is_ready() && self.conn.has_events();
-        r
-    }
-
-    /// Reads and processes what the socket has ready, without waiting, so
-    /// that pings are answered (and a peer's close or EOF is noticed) while
-    /// the application only writes. Events stay queued for `poll_next`; the
-    /// read stops at `max_buffered_bytes` like any other.
-    fn poll_input(&mut self, cx: &mut Context<'_>) {
-        let mut progress = false;
-        for _ in 0..8 {
-            if self.phase != Phase::Running || self.read_eof || !self.conn.wants_read() {
-                break;
-            }
-            match self.io.poll_read(&mut self.conn, cx) {
-                Poll::Ready(Ok(0)) => {
-                    self.read_eof = true;
-                    self.conn.handle_eof(now());
-                }
-                Poll::Ready(Ok(_)) => self.conn.handle_read(now()),
-                Poll::Ready(Err(e)) => self.fail_io(e),
-                Poll::Pending => break,
-            }
-            progress = true;
-        }
-        if progress {
-            // A reader parked on the socket (split halves) must learn of
-            // the events queued here.
-            cx.waker().wake_by_ref();
-        }
-    }
-
-    fn poll_next_item(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message>>> {
-        loop {
-            match ready!(self.poll_event(cx)) {
-                None => return Poll::Ready(self.final_item.take()),
-                Some(Event::Message(m)) => return Poll::Ready(Some(Ok(m.into()))),
-                Some(Event::Ping(p)) => return Poll::Ready(Some(Ok(Message::Ping(p)))),
-                Some(Event::Pong { payload, rtt }) => {
-                    return Poll::Ready(Some(Ok(Message::Pong { payload, rtt })));
-                }
-                Some(Event::Closed(c)) => {
-                    self.final_item = if let Some(e) = self.io_error.take() {
-                        Some(Err(Error::Io(e)))
-                    } else if let Some(e) = closed_error(&c) {
-                        Some(Err(e))
-                    } else if c.initiator == Some(Initiator::Remote) {
-                        let frame = c
-                            .received
-                            .clone()
-                            .filter(|f| f.code != CloseCode::NO_STATUS);
-                        Some(Ok(Message::Close(frame)))
-                    } else {
-                        None
-                    };
-                }
-                Some(_) => {}
-            }
-        }
-    }
-
-    fn check_open(&self) -> Result<()> {
-        if self.phase != Phase::Running || self.conn.is_closed() {
-            return Err(Error::Usage(hookup_proto::UsageError::Closed));
-        }
-        Ok(())
-    }
-
-    pub(crate) fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
-        self.check_open()?;
-        self.poll_input(cx);
-        if !self.conn.is_open() {
-            // The peer closed or the transport ended meanwhile: get the
-            // close reply out; sending now reports the state.
-            if let Poll::Ready(Err(e)) = self.poll_write_out(cx) {
-                self.fail_io(e);
-            }
-        }
-        if self.conn.transmit_len() >= self.write_buffer_size {
-            ready!(self.poll_write_out(cx))?;
-        }
-        Poll::Ready(Ok(()))
-    }
-
-    pub(crate) fn start_send(&mut self, msg: Message) -> Result<()> {
-        self.check_open()?;
-        let r = match msg {
-            Message::Text(t) => self.conn.send(hookup_proto::Message::Text(t)),
-            Message::Binary(b) => self.conn.send(hookup_proto::Message::Binary(b)),
-            Message::Ping(p) => self.conn.send_ping(now(), &p),
-            Message::Pong { payload, .. } => self.conn.send_pong(&payload),
-            Message::Close(f) => {
-                let (code, reason) =
-                    f.map_or((CloseCode::NORMAL, String::new()), |f| (f.code, f.reason));
-                self.conn.close(now(), code, &reason)
-            }
-        };
-        Ok(r?)
-    }
-
-    pub(crate) fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
-        if self.phase != Phase::Running {
-            return Poll::Ready(Ok(()));
-        }
-        Poll::Ready(ready!(self.poll_write_out(cx)).map_err(Error::Io))
-    }
-
-    /// Starts closing (1000) if open, then drives the connection to its end,
-    /// discarding incoming messages.
-    pub(crate) fn poll_close(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
-        if self.conn.is_open() {
-            self.conn.close(now(), CloseCode::NORMAL, "")?;
-        }
-        while ready!(self.poll_event(cx)).is_some() {}
-        Poll::Ready(Ok(()))
-    }
-
-    /// Drives the opening handshake to the first `Connected` or `Request`.
-    pub(crate) fn poll_handshake(&mut self, cx: &mut Context<'_>) -> Poll<Result<Event>> {
-        loop {
-            match ready!(self.poll_event(cx)) {
-                Some(ev @ (Event::Connected(_) | Event::Request(_))) => return Poll::Ready(Ok(ev)),
-                Some(Event::Closed(c)) => {
-                    let err = self
-                        .io_error
-                        .take()
-                        .map(Error::Io)
-                        .or_else(|| closed_error(&c))
-                        .unwrap_or(Error::Closed(Box::new(c)));
-                    // Write out the HTTP error answer (server) before failing.
-                    while ready!(self.poll_event(cx)).is_some() {}
-                    return Poll::Ready(Err(err));
-                }
-                Some(_) => {}
-                None => {
-                    return Poll::Ready(Err(Error::Handshake(hookup_proto::HandshakeError::Eof)));
-                }
-            }
-        }
-    }
-
-    pub(crate) fn get_ref(&self) -> &S {
-        &self.io.stream
-    }
-}
-
-/// A WebSocket connection over a tokio stream `S`.
-///
-/// It is a [`Stream`] of incoming [`Message`]s and a [`Sink`] of outgoing
-/// ones, and has plain [`recv`](Self::recv)/[`send`](Self::send) methods.
-///
-/// * **Cancel safety.** [`recv`](Self::recv) (and `StreamExt::next`) is
-///   cancel-safe: a message is taken from the connection only in the poll
-///   that returns it, so dropping the future (for example in
-///   `tokio::select!`) loses nothing. [`send`](Self::send) queues the
-///   message on its first poll; once queued it is sent even if the future is
-///   dropped.
-/// * **Coalescing.** [`send`](Self::send) does not write while more received
-///   messages are already waiting to be read: the replies to a burst of
-///   messages leave in one write, made when the application next waits in
-///   `recv` (or when `write_buffer_size` is reached, or on `flush`).
-/// * **Control frames.** Pings are answered automatically while the
-///   connection is polled (by reading, sending or flushing). Pings, pongs
-///   (with round-trip times) and the peer's close frame are yielded by the
-///   stream; data messages are yielded as text or binary.
-pub struct WebSocket<S> {
-    core: Core<S>,
-}
-
-impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
-    pub(crate) fn from_core(core: Core<S>) -> Self {
-        Self { core }
-    }
-
-    /// Wraps a stream whose opening handshake was done elsewhere (for
-    /// example a hyper/axum upgrade).
-    pub fn from_upgraded(io: S, role: hookup_proto::Role, config: &Config) -> Self {
-        let conn = Connection::new_open(role, config.proto.clone(), now());
-        Self::from_core(Core::new(conn, io, config))
-    }
-
-    /// The next message; `None` once the connection is closed. Cancel-safe.
-    pub async fn recv(&mut self) -> Option<Result<Message>> {
-        poll_fn(|cx| self.core.poll_next(cx)).await
-    }
-
-    /// Sends a message (see the type docs on coalescing and cancel safety).
-    pub async fn send(&mut self, msg: impl Into<Message>) -> Result<()> {
-        poll_fn(|cx| self.core.poll_ready(cx)).await?;
-        self.core.start_send(msg.into())?;
-        if self.core.in_burst
-            && self.core.conn.has_events()
-            && self.core.conn.transmit_len() < self.core.write_buffer_size
-        {
-            // More input is waiting: the next `recv` flushes.
-            return Ok(());
-        }
-        poll_fn(|cx| self.core.poll_flush(cx)).await
-    }
-
-    /// Queues a message without writing (unless the buffer is full).
-    pub async fn feed(&mut self, msg: impl Into<Message>) -> Result<()> {
-        poll_fn(|cx| self.core.poll_ready(cx)).await?;
-        self.core.start_send(msg.into())
-    }
-
-    /// Writes out everything queued.
-    pub async fn flush(&mut self) -> Result<()> {
-        poll_fn(|cx| self.core.poll_flush(cx)).await
-    }
-
-    /// Sends a ping; the matching pong is yielded with its round-trip time.
-    pub async fn ping(&mut self, payload: &[u8]) -> Result<()> {
-        self.send(Message::Ping(bytes::Bytes::copy_from_slice(payload)))
-            .await
-    }
-
-    /// Closes with `code` and `reason`, waits for the peer's close frame
-    /// (up to the close timeout) and shuts the transport down. Messages that
-    /// arrive meanwhile are discarded; returns how the connection ended.
-    pub async fn close(&mut self, code: CloseCode, reason: &str) -> Result<Closed> {
-        if self.core.conn.is_open() {
-            self.core.conn.close(now(), code, reason)?;
-        }
-        poll_fn(|cx| self.core.poll_close(cx)).await?;
-        self.core
-            .closed
-            .clone()
-            .ok_or(Error::Usage(hookup_proto::UsageError::Closed))
-    }
-
-    /// The subprotocol agreed in the opening handshake.
-    pub fn subprotocol(&self) -> Option<&str> {
-        self.core.subprotocol.as_deref()
-    }
-
-    /// The state machine and the stream, to hand the connection to another
-    /// driver (the reliable session layer does this).
-    pub fn into_parts(self) -> (Connection, S) {
-        self.core.into_parts()
-    }
-
-    /// How the connection ended, once it has.
-    pub fn closed(&self) -> Option<&Closed> {
-        self.core.closed.as_ref()
-    }
-
-    /// The protocol state machine (for inspection).
-    pub fn connection(&self) -> &Connection {
-        &self.core.conn
-    }
-
-    /// The underlying stream.
-    pub fn get_ref(&self) -> &S {
-        self.core.get_ref()
-    }
-
-    /// Splits into a reading half and a writing half that can live in
-    /// different tasks. Either half drives the connection's I/O when polled;
-    /// both are woken by any progress.
-    pub fn split(self) -> (ReadHalf<S>, WriteHalf<S>) {
-        let mux = Arc::new(MuxWaker::default());
-        let shared = Arc::new(Shared {
-            core: Mutex::new(self.core),
-            waker: Waker::from(mux.clone()),
-            mux,
-        });
-        (
-            ReadHalf {
-                shared: shared.clone(),
-            },
-            WriteHalf { shared },
-        )
-    }
-}
-
-impl<S: AsyncRead + AsyncWrite + Unpin> Stream for WebSocket<S> {
-    type Item = Result<Message>;
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.get_mut().core.poll_next(cx)
-    }
-}
-
-impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocket<S> {
-    type Error = Error;
-    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
-        self.get_mut().core.poll_ready(cx)
-    }
-    fn start_send(self: Pin<&mut Self>, item: Message) -> Result<()> {
-        self.get_mut().core.start_send(item)
-    }
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
-        self.get_mut().core.poll_flush(cx)
-    }
-    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
-        self.get_mut().core.poll_close(cx)
-    }
-}
-
-/// Wakes every half that registered, so that whichever half drives the
-/// shared I/O, the other one learns of progress.
-#[derive(Default)]
-struct MuxWaker {
-    slots: Mutex<[Option<Waker>; 2]>,
-}
-
-impl MuxWaker {
-    fn register(&self, side: usize, w: &Waker) {
-        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
-        match &slots[side] {
-            Some(old) if old.will_wake(w) => {}
-            _ => slots[side] = Some(w.clone()),
-        }
-    }
-}
-
-impl Wake for MuxWaker {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-    fn wake_by_ref(self: &Arc<Self>) {
-        let taken = {
-            let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
-            [slots[0].take(), slots[1].take()]
-        };
-        for w in taken.into_iter().flatten() {
-            w.wake();
-        }
-    }
-}
-
-struct Shared<S> {
-    core: Mutex<Core<S>>,
-    mux: Arc<MuxWaker>,
-    waker: Waker,
-}
-
-impl<S> Shared<S> {
-    fn with<R>(
-        &self,
-        side: usize,
+    fn poll_write_vectored(
+        io: &mut S,
         cx: &mut Context<'_>,
-        f: impl FnOnce(&mut Core<S>, &mut Context<'_>) -> R,
-    ) -> R {
-        self.mux.register(side, cx.waker());
-        let mut cx = Context::from_waker(&self.waker);
-        let mut core = self.core.lock().unwrap_or_else(|e| e.into_inner());
-        f(&mut core, &mut cx)
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(io).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(io: &S) -> bool {
+        io.is_write_vectored()
+    }
+    fn poll_flush(io: &mut S, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(io).poll_flush(cx)
+    }
+    fn poll_close(io: &mut S, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(io).poll_shutdown(cx)
     }
 }
+
+/// A WebSocket connection over a tokio stream `S`: a `Stream` of incoming
+/// [`Message`](crate::Message)s and a `Sink` of outgoing ones, with
+/// `recv`/`send`. See [`hookup_driver::WebSocket`] for cancel safety,
+/// coalescing and control frames.
+pub type WebSocket<S> = hookup_driver::WebSocket<S, Tokio>;
 
 /// The reading half of a split [`WebSocket`].
-pub struct ReadHalf<S> {
-    shared: Arc<Shared<S>>,
-}
+pub type ReadHalf<S> = hookup_driver::ReadHalf<S, Tokio>;
 
 /// The writing half of a split [`WebSocket`].
-pub struct WriteHalf<S> {
-    shared: Arc<Shared<S>>,
-}
+pub type WriteHalf<S> = hookup_driver::WriteHalf<S, Tokio>;
 
-impl<S: AsyncRead + AsyncWrite + Unpin> ReadHalf<S> {
-    /// The next message; `None` once closed. Cancel-safe.
-    pub async fn recv(&mut self) -> Option<Result<Message>> {
-        poll_fn(|cx| self.shared.with(0, cx, |c, cx| c.poll_next(cx))).await
-    }
-}
+/// The stream and timer half of a driver (used by the reliable layer).
+pub(crate) type Io<S> = hookup_driver::Io<S, Tokio>;
 
-impl<S: AsyncRead + AsyncWrite + Unpin> Stream for ReadHalf<S> {
-    type Item = Result<Message>;
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.shared.with(0, cx, |c, cx| c.poll_next(cx))
-    }
-}
+/// A tokio sleep armed at an endpoint's `poll_timeout`.
+pub(crate) type Timer = hookup_driver::Timer<Tokio>;
 
-impl<S: AsyncRead + AsyncWrite + Unpin> WriteHalf<S> {
-    /// Sends a message and writes it out.
-    pub async fn send(&mut self, msg: impl Into<Message>) -> Result<()> {
-        let msg = msg.into();
-        poll_fn(|cx| self.shared.with(1, cx, |c, cx| c.poll_ready(cx))).await?;
-        self.shared
-            .core
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .start_send(msg)?;
-        poll_fn(|cx| self.shared.with(1, cx, |c, cx| c.poll_flush(cx))).await
-    }
-
-    /// Closes with `code` and `reason` and drives the closing handshake to
-    /// its end (messages still unread by the read half are discarded).
-    pub async fn close(&mut self, code: CloseCode, reason: &str) -> Result<()> {
-        {
-            let mut core = self.shared.core.lock().unwrap_or_else(|e| e.into_inner());
-            if core.conn.is_open() {
-                core.conn.close(now(), code, reason)?;
-            }
-        }
-        poll_fn(|cx| self.shared.with(1, cx, |c, cx| c.poll_close(cx))).await
-    }
-}
-
-impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WriteHalf<S> {
-    type Error = Error;
-    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
-        self.shared.with(1, cx, |c, cx| c.poll_ready(cx))
-    }
-    fn start_send(self: Pin<&mut Self>, item: Message) -> Result<()> {
-        self.shared
-            .core
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .start_send(item)
-    }
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
-        self.shared.with(1, cx, |c, cx| c.poll_flush(cx))
-    }
-    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
-        self.shared.with(1, cx, |c, cx| c.poll_close(cx))
-    }
-}
-
-/// The result of a client handshake.
-pub(crate) async fn client_handshake<S: AsyncRead + AsyncWrite + Unpin>(
-    io: S,
-    request: &hookup_proto::ClientRequest,
-    config: &Config,
-) -> Result<(WebSocket<S>, Response)> {
-    let conn = Connection::client(request, config.proto.clone(), now());
-    let mut core = Core::new(conn, io, config);
-    match poll_fn(|cx| core.poll_handshake(cx)).await? {
-        Event::Connected(r) => {
-            core.subprotocol = r.subprotocol.clone();
-            Ok((WebSocket::from_core(core), r))
-        }
-        _ => Err(Error::Handshake(hookup_proto::HandshakeError::Malformed(
-            "unexpected event".into(),
-        ))),
-    }
+/// The clock: tokio's.
+pub(crate) fn now() -> Instant {
+    Tokio::now()
 }

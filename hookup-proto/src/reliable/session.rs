@@ -430,7 +430,9 @@ impl Session {
             .push_back(SessionEvent::Error(SessionError::Busy));
         self.phase = Phase::Greeting;
         if let Some(conn) = &mut self.conn
-            && conn.close(self.now, super::SESSION_BUSY, "session busy").is_err()
+            && conn
+                .close(self.now, super::SESSION_BUSY, "session busy")
+                .is_err()
         {
             // Closing is refused only when the connection is already ending:
             // end the transport rather than leave it open until the greeting

@@ -56,10 +56,12 @@ enum Command {
         /// How long a disconnected client's session is kept for it to resume.
         #[arg(long, default_value = "60s", value_parser = parse_duration)]
         session_ttl: Duration,
-        /// Accept permessage-deflate (RFC 7692) from clients that offer it:
-        /// messages of 128 bytes or more are compressed.
+        /// Accept permessage-deflate (RFC 7692) from clients that offer it.
         #[arg(long)]
         deflate: bool,
+        /// With --deflate: send messages shorter than this uncompressed.
+        #[arg(long, default_value_t = 128, requires = "deflate")]
+        deflate_threshold: usize,
     },
     /// Send each line of standard input as a text message and print every
     /// message received, one per line.
@@ -148,13 +150,14 @@ fn main() -> ExitCode {
                 sink,
                 session_ttl,
                 deflate,
+                deflate_threshold,
             } => {
                 let opts = ServeOptions {
                     max_message_size,
                     reliable,
                     sink,
                     session_ttl,
-                    deflate,
+                    deflate: deflate.then_some(deflate_threshold),
                 };
                 serve(listen, tls_cert.zip(tls_key), opts).await
             }
@@ -185,7 +188,8 @@ struct ServeOptions {
     reliable: bool,
     sink: Option<PathBuf>,
     session_ttl: Duration,
-    deflate: bool,
+    /// permessage-deflate with this compression threshold.
+    deflate: Option<usize>,
 }
 
 /// Appends received messages to a file, one line each (newlines escaped).
@@ -242,8 +246,10 @@ async fn serve(listen: String, tls: Option<(PathBuf, PathBuf)>, opts: ServeOptio
     let mut config = Config::default();
     config.proto.max_message_size = opts.max_message_size;
     config.proto.max_frame_size = opts.max_message_size;
-    if opts.deflate {
-        config.proto.deflate = Some(hookup_tokio::proto::DeflateConfig::default());
+    if let Some(threshold) = opts.deflate {
+        let mut deflate = hookup_tokio::proto::DeflateConfig::default();
+        deflate.threshold = threshold;
+        config.proto.deflate = Some(deflate);
     }
     let sink = match &opts.sink {
         None => Sink(None),

@@ -15,11 +15,18 @@
 //!
 //! Every scenario is `async fn(&Target<C>)`, stops by itself and bounds
 //! every wait that could hang with [`within`]. None asserts on durations.
+//!
+//! The suite runs on any runtime: its own timers ([`sleep`], [`within`])
+//! are async-io's and its raw peer is async-io TCP, both executor-neutral;
+//! the one thing it asks of the runtime under test is [`Client::spawn`].
+//! [`hookup`] adapts adapters built on `hookup-driver`.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod hookup;
 pub mod raw;
 
 use std::future::Future;
+use std::pin::pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -111,6 +118,12 @@ pub trait Client: Send + Sync + 'static {
         url: &str,
         protocols: &[&str],
     ) -> impl Future<Output = Res<Connected<Self::Socket>>> + Send;
+    /// Starts `f` at once as a task of the runtime under test; the future
+    /// returned resolves to its output (and panics if the task panicked).
+    fn spawn<F>(&self, f: F) -> impl Future<Output = F::Output> + Send
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static;
 }
 
 /// What a scenario runs against.
@@ -144,10 +157,123 @@ pub async fn within<F: Future>(f: F) -> F::Output {
 }
 
 pub async fn within_for<F: Future>(d: Duration, f: F) -> F::Output {
-    match tokio::time::timeout(d, f).await {
-        Ok(v) => v,
-        Err(_) => panic!("no progress within {d:?}"),
+    match timeout(d, f).await {
+        Some(v) => v,
+        None => panic!("no progress within {d:?}"),
     }
+}
+
+/// `f`, or `None` if `d` passes first.
+pub async fn timeout<F: Future>(d: Duration, f: F) -> Option<F::Output> {
+    use futures_util::future::{Either, select};
+    match select(pin!(f), pin!(sleep(d))).await {
+        Either::Left((v, _)) => Some(v),
+        Either::Right(_) => None,
+    }
+}
+
+/// Sleeps on async-io's timer (works under every executor).
+pub async fn sleep(d: Duration) {
+    async_io::Timer::after(d).await;
+}
+
+/// Lets other tasks run once.
+pub async fn yield_now() {
+    let mut yielded = false;
+    std::future::poll_fn(|cx| {
+        if yielded {
+            return std::task::Poll::Ready(());
+        }
+        yielded = true;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    })
+    .await;
+}
+
+/// Scenarios that measure the process's memory run alone: every test of
+/// an adapter file holds this lock while it runs, those scenarios for
+/// writing.
+pub fn test_lock(scenario: &str) -> TestLock {
+    static LOCK: std::sync::RwLock<()> = std::sync::RwLock::new(());
+    if matches!(
+        scenario,
+        "ping_flood_memory_bounded" | "backpressure_on_slow_reader"
+    ) {
+        TestLock::Alone(LOCK.write().unwrap_or_else(|e| e.into_inner()))
+    } else {
+        TestLock::Shared(LOCK.read().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+/// See [`test_lock`].
+pub enum TestLock {
+    Alone(std::sync::RwLockWriteGuard<'static, ()>),
+    Shared(std::sync::RwLockReadGuard<'static, ()>),
+}
+
+/// Calls `$m!` with the name of every scenario that each adapter runs
+/// (so that the list is written once).
+#[macro_export]
+macro_rules! all_scenarios {
+    ($m:ident) => {
+        $m!(
+            handshake_subprotocol_and_header,
+            handshake_reject_custom_status,
+            handshake_unknown_path_404,
+            plain_get_to_route_426,
+            plain_http_handler,
+            malformed_handshake_400,
+            wrong_version_426,
+            handshake_timeout_closes,
+            echo_text,
+            echo_binary,
+            echo_empty,
+            echo_1mib,
+            echo_10mib,
+            pipelined_10k,
+            fragmented_from_raw_client,
+            client_ping_gets_pong_with_rtt,
+            server_ping_raw_client_answers,
+            server_ping_client_answers,
+            ping_answered_while_only_writing,
+            client_close_code_seen_by_server,
+            server_close_seen_by_client,
+            abrupt_disconnect_reported,
+            message_too_big_1009,
+            unmasked_frame_1002,
+            backpressure_on_slow_reader,
+            split_halves,
+            recv_is_cancel_safe,
+            connect_refused,
+        );
+    };
+}
+
+/// Calls `$m!` with the scenarios in which the adapter's client talks to
+/// the server under test (no raw peer): the interop set, for a client of
+/// one adapter against a server of another.
+#[macro_export]
+macro_rules! interop_scenarios {
+    ($m:ident) => {
+        $m!(
+            handshake_subprotocol_and_header,
+            handshake_unknown_path_404,
+            echo_text,
+            echo_binary,
+            echo_empty,
+            echo_1mib,
+            echo_10mib,
+            pipelined_10k,
+            client_ping_gets_pong_with_rtt,
+            server_ping_client_answers,
+            client_close_code_seen_by_server,
+            server_close_seen_by_client,
+            message_too_big_1009,
+            split_halves,
+            recv_is_cancel_safe,
+        );
+    };
 }
 
 // ------------------------------------------------------------------ server side
@@ -319,7 +445,7 @@ async fn chatty<S: Socket>(mut ws: S) {
         if ws.send(Msg::Text(format!("tick {i}"))).await.is_err() {
             return;
         }
-        tokio::time::sleep(Duration::from_millis(2)).await;
+        sleep(Duration::from_millis(2)).await;
     }
 }
 
@@ -372,8 +498,8 @@ async fn drip<S: Socket>(mut ws: S) {
     let mut rng = Rng::new(0x00de_c0de);
     for i in 0..DRIP_COUNT {
         match rng.below(4) {
-            0 => tokio::time::sleep(Duration::from_millis(rng.below(3))).await,
-            1 => tokio::task::yield_now().await,
+            0 => sleep(Duration::from_millis(rng.below(3))).await,
+            1 => yield_now().await,
             _ => {}
         }
         if ws.send(Msg::Text(drip_message(i))).await.is_err() {
@@ -388,7 +514,7 @@ async fn drip<S: Socket>(mut ws: S) {
 async fn reply_once<S: Socket>(mut ws: S) {
     if let Some(Ok(m)) = ws.recv().await {
         let _ = ws.send(m).await;
-        tokio::time::sleep(Duration::from_secs(30)).await;
+        sleep(Duration::from_secs(30)).await;
     }
 }
 
@@ -909,7 +1035,7 @@ pub async fn backpressure_on_slow_reader<C: Client>(t: &Target<C>) {
         let mut last = usize::MAX;
         let mut still = 0;
         loop {
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            sleep(Duration::from_millis(100)).await;
             let n = probe.flood_sent.load(Ordering::SeqCst);
             assert!(
                 !probe.flood_done.load(Ordering::SeqCst),
@@ -968,13 +1094,13 @@ pub async fn ping_flood_memory_bounded<C: Client>(t: &Target<C>) {
     let mut sent = 0usize;
     for _ in 0..800 {
         // Writes that stop moving mean the server applies backpressure.
-        match tokio::time::timeout(Duration::from_secs(3), c.write(&batch)).await {
-            Ok(()) => sent += batch.len(),
-            Err(_) => break,
+        match timeout(Duration::from_secs(3), c.write(&batch)).await {
+            Some(()) => sent += batch.len(),
+            None => break,
         }
     }
     // Let the server process what it read.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    sleep(Duration::from_millis(500)).await;
     if let (Some(before), Some(after)) = (before, rss_bytes()) {
         let grown = after.saturating_sub(before);
         eprintln!(
@@ -1007,7 +1133,7 @@ pub async fn split_halves<C: Client>(t: &Target<C>) {
     let ws = t.connect("/echo").await;
     let (mut rd, mut wr) = ws.split();
     let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
-    let writer = tokio::spawn(async move {
+    let writer = t.client.spawn(async move {
         for i in 0..N {
             wr.send(Msg::Text(format!("split {i}")))
                 .await
@@ -1018,7 +1144,7 @@ pub async fn split_halves<C: Client>(t: &Target<C>) {
             .await
             .expect("close");
     });
-    let reader = tokio::spawn(async move {
+    let reader = t.client.spawn(async move {
         let mut done_tx = Some(done_tx);
         let mut n = 0;
         while let Some(item) = rd.recv().await {
@@ -1035,8 +1161,8 @@ pub async fn split_halves<C: Client>(t: &Target<C>) {
         }
         n
     });
-    within(writer).await.expect("writer task");
-    assert_eq!(within(reader).await.expect("reader task"), N);
+    within(writer).await;
+    assert_eq!(within(reader).await, N);
     match t.probe.next().await {
         ServerEvent::Got(Msg::Close(Some(f))) => assert_eq!(f.reason, "split done"),
         other => panic!("server saw {other:?}"),
@@ -1060,7 +1186,7 @@ pub async fn recv_is_cancel_safe<C: Client>(t: &Target<C>) {
                     Some(Ok(Msg::Close(_))) | None => break,
                     Some(other) => panic!("unexpected {other:?}"),
                 },
-                _ = tokio::time::sleep(Duration::from_micros(300)) => timeouts += 1,
+                _ = sleep(Duration::from_micros(300)) => timeouts += 1,
             }
         }
     })

@@ -1,14 +1,16 @@
 //! A hand-written WebSocket/HTTP client for poking a server below any
 //! adapter API: raw HTTP heads, hand-encoded (masked or not) frames, and
-//! reads until end of file. Works over TCP or TLS.
+//! reads until end of file. Works over TCP or TLS, under any runtime (TCP
+//! through async-io, seen as a tokio stream through `tokio_util::compat`).
 
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use async_io::Async;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio_rustls::rustls;
+use tokio_util::compat::FuturesAsyncReadCompatExt as _;
 
 pub const OP_CONT: u8 = 0x0;
 pub const OP_TEXT: u8 = 0x1;
@@ -34,10 +36,11 @@ pub struct RawConnector {
 
 impl RawConnector {
     pub async fn connect(&self) -> RawConn {
-        let tcp = TcpStream::connect(self.addr)
+        let tcp = Async::<std::net::TcpStream>::connect(self.addr)
             .await
             .expect("raw TCP connect");
-        tcp.set_nodelay(true).unwrap();
+        tcp.get_ref().set_nodelay(true).unwrap();
+        let tcp = tcp.compat();
         let io: Box<dyn Io> = match &self.tls {
             None => Box::new(tcp),
             Some((config, name)) => {
@@ -168,7 +171,8 @@ impl RawConn {
 
     /// Reads more bytes into the buffer; false at EOF (or reset).
     async fn fill(&mut self) -> bool {
-        let mut chunk = [0u8; 16 << 10];
+        // On the heap: a 16 KiB array would sit in every future that reads.
+        let mut chunk = vec![0u8; 16 << 10];
         match self.io.read(&mut chunk).await {
             Ok(0) => false,
             Ok(n) => {

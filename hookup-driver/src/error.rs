@@ -1,11 +1,11 @@
-//! The adapter's error type.
+//! The adapters' error type.
 
 use std::fmt;
 use std::io;
 
 use hookup_proto::{Closed, HandshakeError, ProtocolError, UsageError};
 
-/// Errors of the tokio adapter.
+/// Errors of the hookup adapters.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Error {
@@ -82,7 +82,7 @@ impl From<Error> for io::Error {
     }
 }
 
-/// The adapter's result type.
+/// The adapters' result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// The error that ends a stream for a [`Closed`] report, if it is one.
