@@ -1,11 +1,10 @@
 //! Connecting as a client.
 
-use async_net::TcpStream;
 use futures_io::{AsyncRead, AsyncWrite};
-use hookup_driver::{ClientConfig, Error, Result, client_handshake};
+use hookup_driver::{ClientConfig, Result, client_handshake};
 use hookup_proto::{ClientRequest, Response};
 
-use crate::rt::{Config, WebSocket, timeout};
+use crate::rt::{AsyncIo, Config, WebSocket};
 use crate::stream::MaybeTlsStream;
 
 /// Connects to a `ws://` or `wss://` URL with default settings.
@@ -20,52 +19,7 @@ pub async fn connect_with(
     request: ClientRequest,
     config: &ClientConfig,
 ) -> Result<(WebSocket<MaybeTlsStream>, Response)> {
-    let stream = open_transport(&request, config).await?;
-    client(stream, &request, &config.ws).await
-}
-
-/// Opens the TCP (and TLS) transport for a request.
-pub(crate) async fn open_transport(
-    request: &ClientRequest,
-    config: &ClientConfig,
-) -> Result<MaybeTlsStream> {
-    let addr = (request.host().to_owned(), request.port());
-    let tcp = timeout(config.connect_timeout, TcpStream::connect(addr))
-        .await
-        .ok_or_else(|| Error::Connect(format!("timed out connecting to {}", request.uri())))?
-        .map_err(|e| Error::Connect(format!("{}: {e}", request.uri())))?;
-    let _ = tcp.set_nodelay(true);
-    if request.is_tls() {
-        tls_connect(tcp, request, config).await
-    } else {
-        Ok(MaybeTlsStream::Plain(tcp))
-    }
-}
-
-#[cfg(feature = "tls")]
-async fn tls_connect(
-    tcp: TcpStream,
-    request: &ClientRequest,
-    config: &ClientConfig,
-) -> Result<MaybeTlsStream> {
-    use hookup_driver::tls::ServerName;
-    let tls = config
-        .tls
-        .clone()
-        .unwrap_or_else(hookup_driver::tls::default_client_config);
-    let name = ServerName::try_from(request.host().to_owned())
-        .map_err(|e| Error::Connect(format!("invalid TLS server name {}: {e}", request.host())))?;
-    let connector = futures_rustls::TlsConnector::from(tls);
-    let s = timeout(config.connect_timeout, connector.connect(name, tcp))
-        .await
-        .ok_or_else(|| Error::Connect("TLS handshake timed out".into()))?
-        .map_err(|e| Error::Connect(format!("TLS handshake failed: {e}")))?;
-    Ok(MaybeTlsStream::ClientTls(Box::new(s)))
-}
-
-#[cfg(not(feature = "tls"))]
-async fn tls_connect(_: TcpStream, _: &ClientRequest, _: &ClientConfig) -> Result<MaybeTlsStream> {
-    Err(Error::Connect("wss:// needs the `tls` feature".into()))
+    hookup_driver::connect::<AsyncIo>(&request, config).await
 }
 
 /// Runs the client handshake over any `futures-io` stream (for example one

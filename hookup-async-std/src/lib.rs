@@ -40,6 +40,14 @@
 //!   `recv`/`send` (cancel-safe `recv`, automatic pongs), and
 //!   [`WebSocket::split`](hookup_driver::WebSocket::split) into halves for
 //!   two tasks.
+//! * [`reliable`]: reliable messaging (`hookup.v1`) — a client that
+//!   reconnects and resumes by itself, with an optional journal, and the
+//!   server side of sessions; the same API as `hookup_tokio::reliable`.
+//! * permessage-deflate (RFC 7692), opt-in: set `proto.deflate` of the
+//!   [`Config`] (a server accepts clients' offers) or of
+//!   [`ClientConfig`]'s `ws` (a client offers it) to a
+//!   [`DeflateConfig`](proto::DeflateConfig). The Autobahn compression cases
+//!   (12.\*, 13.\*) pass for both roles.
 //!
 //! [async-std]: https://docs.rs/async-std
 //! [smol]: https://docs.rs/smol
@@ -51,6 +59,7 @@
 #![deny(missing_docs)]
 
 mod client;
+pub mod reliable;
 mod rt;
 mod server;
 mod stream;

@@ -6,7 +6,7 @@ use std::future::Future;
 use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use async_io::Timer;
 use bytes::BytesMut;
@@ -78,15 +78,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Transport<S> for AsyncIo {
     fn poll_close(io: &mut S, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(io).poll_close(cx)
     }
-}
-
-/// `f`, or `None` if it takes longer than `d`.
-pub(crate) async fn timeout<F: Future>(d: Duration, f: F) -> Option<F::Output> {
-    futures_lite::future::or(async { Some(f.await) }, async {
-        Timer::after(d).await;
-        None
-    })
-    .await
 }
 
 /// A WebSocket connection over a `futures-io` stream `S`: a `Stream` of

@@ -1,11 +1,23 @@
-//! A TCP stream, in the clear or under TLS.
+//! async-net's sockets as the driver uses them: a TCP stream in the clear
+//! or under TLS ([`MaybeTlsStream`]), and [`Net`] for [`AsyncIo`] (connect,
+//! listen, TLS through futures-rustls; no executor of its own).
 
+use std::future::Future;
 use std::io::{self, IoSlice, IoSliceMut};
+use std::net::SocketAddr;
 use std::pin::Pin;
+#[cfg(feature = "tls")]
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use async_net::TcpStream;
+use async_net::{AsyncToSocketAddrs, TcpListener, TcpStream};
 use futures_io::{AsyncRead, AsyncWrite};
+use futures_util::Stream;
+#[cfg(feature = "tls")]
+use hookup_driver::tls::{ClientConfig, ServerConfig, ServerName};
+use hookup_driver::{Bind, ConnectionFuture, Net};
+
+use crate::rt::AsyncIo;
 
 /// A TCP stream (async-net), in the clear or wrapped in TLS (futures-rustls).
 #[derive(Debug)]
@@ -83,5 +95,57 @@ impl AsyncWrite for MaybeTlsStream {
     }
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         delegate!(self, s => Pin::new(s).poll_close(cx))
+    }
+}
+
+impl Net for AsyncIo {
+    type Tcp = TcpStream;
+    type Listener = TcpListener;
+    type Stream = MaybeTlsStream;
+
+    fn connect_tcp(host: String, port: u16) -> impl Future<Output = io::Result<TcpStream>> + Send {
+        TcpStream::connect((host, port))
+    }
+    fn prepare(tcp: &TcpStream) -> Option<SocketAddr> {
+        let _ = tcp.set_nodelay(true);
+        tcp.peer_addr().ok()
+    }
+    fn plain(tcp: TcpStream) -> MaybeTlsStream {
+        MaybeTlsStream::Plain(tcp)
+    }
+    #[cfg(feature = "tls")]
+    async fn tls_connect(
+        tcp: TcpStream,
+        name: ServerName<'static>,
+        config: Arc<ClientConfig>,
+    ) -> io::Result<MaybeTlsStream> {
+        let s = futures_rustls::TlsConnector::from(config)
+            .connect(name, tcp)
+            .await?;
+        Ok(MaybeTlsStream::ClientTls(Box::new(s)))
+    }
+    #[cfg(feature = "tls")]
+    async fn tls_accept(tcp: TcpStream, config: Arc<ServerConfig>) -> io::Result<MaybeTlsStream> {
+        let s = futures_rustls::TlsAcceptor::from(config)
+            .accept(tcp)
+            .await?;
+        Ok(MaybeTlsStream::ServerTls(Box::new(s)))
+    }
+    fn local_addr(listener: &TcpListener) -> io::Result<SocketAddr> {
+        listener.local_addr()
+    }
+    fn incoming(listener: &TcpListener) -> impl Stream<Item = io::Result<TcpStream>> + Send + '_ {
+        listener.incoming()
+    }
+    /// No executor: connections run inside `BoundServer::run` unless the
+    /// server has a spawner (`Server::spawn_with`).
+    fn spawn(task: ConnectionFuture) -> Result<(), ConnectionFuture> {
+        Err(task)
+    }
+}
+
+impl<A: AsyncToSocketAddrs> Bind<A> for AsyncIo {
+    fn bind(addr: A) -> impl Future<Output = io::Result<TcpListener>> {
+        TcpListener::bind(addr)
     }
 }

@@ -113,6 +113,13 @@ impl<E: Exec> Client for AsClient<E> {
     }
 }
 
+impl<E: Exec> common::reliable::Reliable for AsClient<E> {
+    type Rt = AsyncIo;
+    fn client_config(&self) -> ClientConfig {
+        self.config.clone()
+    }
+}
+
 fn client<E>(tls: Option<&Tls>) -> AsClient<E> {
     AsClient {
         config: common::hookup::client_config(tls),

@@ -4,26 +4,36 @@
 //! it drives a sans-IO [`hookup_proto::Connection`] over a byte stream and a
 //! timer, and provides the [`WebSocket`] type (a `Stream` + `Sink` of
 //! [`Message`]s, split into [`ReadHalf`]/[`WriteHalf`]), the handshakes
-//! ([`client_handshake`], [`accept_request`]) and the routing part of a
-//! server ([`Routes`]).
+//! ([`client_handshake`], [`accept_request`]), connecting ([`connect`],
+//! [`open_transport`]: TCP, TLS for `wss://`, timeouts) and the server
+//! ([`Server`]: routes, upgrade decision, plain HTTP answers, TLS accept,
+//! accept loop with back-off, one task per connection), and the
+//! reliability layer ([`reliable`]: `hookup.v1` sessions on a runtime).
 //!
-//! An adapter (`hookup-tokio`, `hookup-async-std`) supplies two things
+//! An adapter (`hookup-tokio`, `hookup-async-std`) supplies the rest
 //! through a zero-sized marker type `R`:
 //!
 //! * [`Runtime`]: its clock and a resettable sleep;
 //! * [`Transport<S>`]: reading into a `BytesMut`, vectored writes, flush and
-//!   close for its stream types `S`.
+//!   close for its stream types `S`;
+//! * [`Net`] and [`Bind`]: its TCP socket and listener types, TLS over them,
+//!   and spawning a task (or none: then [`BoundServer::run`] drives the
+//!   connections itself).
 //!
 //! Everything is static dispatch: `WebSocket<S, R>` holds the adapter's own
 //! stream `S` (so `get_ref` returns it) and `R` only selects functions, so
 //! nothing is boxed or called through `dyn` on the hot path. The adapters
 //! re-export these types with `R` fixed (`hookup_tokio::WebSocket<S>` is
-//! `WebSocket<S, hookup_tokio::Tokio>`) and add connecting, listening and
-//! TLS. Applications use an adapter, not this crate.
+//! `WebSocket<S, hookup_tokio::Tokio>`, `hookup_tokio::Server` is
+//! `Server<hookup_tokio::Tokio>`). Applications use an adapter, not this
+//! crate.
 #![deny(missing_docs)]
 
+mod client;
 mod error;
 mod message;
+mod net;
+pub mod reliable;
 mod server;
 #[cfg(feature = "tls")]
 pub mod tls;
@@ -37,9 +47,13 @@ use bytes::BytesMut;
 
 pub use hookup_proto as proto;
 
+pub use client::{connect, open_transport};
 pub use error::{Error, Result};
 pub use message::Message;
-pub use server::{HttpResponse, Routes, accept, accept_request, accept_with, text_response};
+pub use net::{Bind, ConnectionFuture, Net, timeout};
+pub use server::{
+    BoundServer, HttpResponse, Routes, Server, accept, accept_request, accept_with, text_response,
+};
 pub use ws::{Config, Io, ReadHalf, Timer, WebSocket, WriteHalf, client_handshake};
 
 /// A runtime's clock and timer, as the driver needs them. Implemented by an

@@ -1,6 +1,6 @@
-//! Accepting connections: the server handshake on one stream, and the
-//! routing table of a server (what is left to an adapter is the listener,
-//! TLS and spawning).
+//! Accepting connections: the server handshake on one stream, the routing
+//! table of a server, and the server itself over an adapter's sockets
+//! ([`Server`], [`BoundServer`]).
 // The handshake decision returns an `http::Response` by value: it happens
 // once per connection, and boxing it would only burden the callback signature.
 #![allow(clippy::result_large_err)]
@@ -8,14 +8,22 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::future::{Future, poll_fn};
+use std::io;
 use std::net::SocketAddr;
-use std::pin::Pin;
+use std::pin::{Pin, pin};
 use std::sync::Arc;
+use std::task::Poll;
+use std::time::Duration;
+
+use futures_core::Stream as _;
+use futures_util::StreamExt as _;
+use futures_util::stream::FuturesUnordered;
 
 use hookup_proto::http::{self, HeaderValue, StatusCode, header};
 use hookup_proto::{Accept, Connection, Event, Request};
 
 use crate::error::{Error, Result};
+use crate::net::{Bind, ConnectionFuture, Net};
 use crate::ws::{Config, Core, WebSocket};
 use crate::{Runtime, Transport};
 
@@ -230,5 +238,246 @@ impl<S, R: Transport<S>> Routes<S, R> {
             }
             Err(e) => tracing::debug!(?peer, "handshake ended: {e}"),
         }
+    }
+}
+
+type Spawner = Arc<dyn Fn(ConnectionFuture) + Send + Sync>;
+
+/// A WebSocket server over the sockets of the runtime `R`: routes upgrade
+/// requests by path to handlers and answers plain HTTP requests with a
+/// configurable response. Adapters name it with `R` fixed
+/// (`hookup_tokio::Server`).
+///
+/// Each accepted connection (TLS, handshake, handler) runs as a task of
+/// `R`'s executor ([`Net::spawn`]; tokio: `tokio::spawn`), or, for a runtime
+/// without one, inside [`BoundServer::run`] (concurrently, on the task that
+/// awaits it). [`spawn_with`](Self::spawn_with) hands them to a spawner of
+/// yours instead.
+pub struct Server<R: Net> {
+    routes: Routes<R::Stream, R>,
+    spawn: Option<Spawner>,
+    tls_timeout: Duration,
+    #[cfg(feature = "tls")]
+    tls: Option<Arc<rustls::ServerConfig>>,
+}
+
+impl<R: Net> Clone for Server<R> {
+    fn clone(&self) -> Self {
+        Self {
+            routes: self.routes.clone(),
+            spawn: self.spawn.clone(),
+            tls_timeout: self.tls_timeout,
+            #[cfg(feature = "tls")]
+            tls: self.tls.clone(),
+        }
+    }
+}
+
+impl<R: Net> Default for Server<R> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<R: Net> fmt::Debug for Server<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("Server");
+        d.field("routes", &self.routes)
+            .field("spawner", &self.spawn.is_some());
+        #[cfg(feature = "tls")]
+        d.field("tls", &self.tls.is_some());
+        d.finish_non_exhaustive()
+    }
+}
+
+impl<R: Net> Server<R> {
+    /// A server with no routes.
+    pub fn new() -> Self {
+        Self {
+            routes: Routes::default(),
+            spawn: None,
+            tls_timeout: Duration::from_secs(10),
+            #[cfg(feature = "tls")]
+            tls: None,
+        }
+    }
+
+    /// Serves WebSocket upgrades for `path` with `handler`.
+    pub fn route<F, Fut>(mut self, path: &str, handler: F) -> Self
+    where
+        F: Fn(WebSocket<R::Stream, R>, Request) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.routes.route(path, handler);
+        self
+    }
+
+    /// Answers plain (non-upgrade) HTTP requests to paths without a route
+    /// with `f` (default: 404). Routed paths answer them with 426.
+    pub fn http<F>(mut self, f: F) -> Self
+    where
+        F: Fn(&Request) -> HttpResponse + Send + Sync + 'static,
+    {
+        self.routes.http(f);
+        self
+    }
+
+    /// Decides on upgrade requests to routed paths: accept with a
+    /// subprotocol/headers, or reject (default: accept, no subprotocol).
+    pub fn on_request<F>(mut self, f: F) -> Self
+    where
+        F: Fn(&Request) -> std::result::Result<Accept, HttpResponse> + Send + Sync + 'static,
+    {
+        self.routes.on_request(f);
+        self
+    }
+
+    /// Sets the connection configuration.
+    pub fn config(mut self, config: Config) -> Self {
+        self.routes.set_config(config);
+        self
+    }
+
+    /// Runs each accepted connection through `spawn` (a task of your
+    /// executor) instead of the runtime's default (see [`Server`]): with
+    /// async-std `|f| { async_std::task::spawn(f); }`, with smol
+    /// `|f| smol::spawn(f).detach()`.
+    pub fn spawn_with<F>(mut self, spawn: F) -> Self
+    where
+        F: Fn(ConnectionFuture) + Send + Sync + 'static,
+    {
+        self.spawn = Some(Arc::new(spawn));
+        self
+    }
+
+    /// Serves TLS (`wss://`) with this rustls configuration.
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, config: Arc<rustls::ServerConfig>) -> Self {
+        self.tls = Some(config);
+        self
+    }
+
+    /// Binds a listener (`addr` as the runtime resolves it).
+    pub async fn bind<A>(self, addr: A) -> io::Result<BoundServer<R>>
+    where
+        R: Bind<A>,
+    {
+        let listener = R::bind(addr).await?;
+        Ok(BoundServer {
+            server: Arc::new(self),
+            listener,
+        })
+    }
+
+    /// Serves one accepted TCP connection to its end.
+    pub async fn serve_connection(&self, tcp: R::Tcp) {
+        let peer = R::prepare(&tcp);
+        let stream = match self.wrap(tcp).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::debug!(?peer, "TLS accept failed: {e}");
+                return;
+            }
+        };
+        self.routes.serve(stream, peer).await;
+    }
+
+    #[cfg(feature = "tls")]
+    async fn wrap(&self, tcp: R::Tcp) -> io::Result<R::Stream> {
+        match &self.tls {
+            None => Ok(R::plain(tcp)),
+            Some(config) => {
+                let accepting = R::tls_accept(tcp, config.clone());
+                crate::net::timeout::<R, _>(self.tls_timeout, accepting)
+                    .await
+                    .ok_or_else(|| {
+                        io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out")
+                    })?
+            }
+        }
+    }
+
+    #[cfg(not(feature = "tls"))]
+    async fn wrap(&self, tcp: R::Tcp) -> io::Result<R::Stream> {
+        let _ = self.tls_timeout;
+        Ok(R::plain(tcp))
+    }
+}
+
+/// A [`Server`] bound to a listener.
+pub struct BoundServer<R: Net> {
+    server: Arc<Server<R>>,
+    listener: R::Listener,
+}
+
+impl<R: Net> fmt::Debug for BoundServer<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BoundServer")
+            .field("server", &self.server)
+            .field("local_addr", &R::local_addr(&self.listener).ok())
+            .finish()
+    }
+}
+
+impl<R: Net> BoundServer<R>
+where
+    R::Sleep: Send,
+{
+    /// The bound address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        R::local_addr(&self.listener)
+    }
+
+    /// Accepts connections forever (see [`Server`] on where they run).
+    pub async fn run(self) -> io::Result<()> {
+        self.run_until(std::future::pending()).await
+    }
+
+    /// Accepts connections until `shutdown` completes. Connections handed
+    /// to a spawner go on; those driven by this future end with it.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> io::Result<()> {
+        let mut shutdown = pin!(shutdown);
+        let mut incoming = pin!(R::incoming(&self.listener));
+        let mut local = FuturesUnordered::<ConnectionFuture>::new();
+        let mut backoff: Option<R::Sleep> = None;
+        poll_fn(|cx| {
+            if shutdown.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Ok(()));
+            }
+            loop {
+                if let Some(t) = &mut backoff {
+                    if R::poll_sleep(t, cx).is_pending() {
+                        break;
+                    }
+                    backoff = None;
+                }
+                match incoming.as_mut().poll_next(cx) {
+                    Poll::Ready(Some(Ok(tcp))) => {
+                        let server = self.server.clone();
+                        let conn: ConnectionFuture =
+                            Box::pin(async move { server.serve_connection(tcp).await });
+                        match &self.server.spawn {
+                            Some(spawn) => spawn(conn),
+                            None => {
+                                if let Err(conn) = R::spawn(conn) {
+                                    local.push(conn);
+                                }
+                            }
+                        }
+                    }
+                    Poll::Ready(Some(Err(e))) => {
+                        // Out of file descriptors and the like: back off briefly.
+                        tracing::warn!("accept failed: {e}");
+                        backoff = Some(R::sleep_until(R::now() + Duration::from_millis(50)));
+                    }
+                    Poll::Ready(None) => return Poll::Ready(Ok(())),
+                    Poll::Pending => break,
+                }
+            }
+            // Drive the connections kept here (Ready(None) once there are none).
+            while let Poll::Ready(Some(())) = local.poll_next_unpin(cx) {}
+            Poll::Pending
+        })
+        .await
     }
 }

@@ -1264,3 +1264,24 @@ fn oversized_message_is_refused_and_tiny_windows_progress() {
     sim.finish_checks();
     assert_eq!(sim.connected.len(), 1, "no reconnects");
 }
+
+/// An ack deadline too far away for `Instant` is no panic: it never fires.
+#[test]
+fn ack_deadline_beyond_instant_never_fires() {
+    let now = Instant::now();
+    let mut s = server_session(now, &ws_frame(2, &hello(b"", 0), true));
+    let mut store = SessionStore::new(big_store(), Some([1; 32]));
+    let (state, resumed) = store.open(b"", now).expect("new session");
+    s.attach(state, resumed);
+    assert!(s.is_established());
+    let id = s
+        .send(now, Message::text("x"), Some(Duration::MAX))
+        .unwrap();
+    let evs = events(&mut s);
+    assert!(
+        !evs.iter()
+            .any(|e| matches!(e, SessionEvent::Delivery { id: d, .. } if *d == id)),
+        "{evs:?}"
+    );
+    assert_eq!(s.unacked(), 1);
+}

@@ -1,11 +1,23 @@
-//! A TCP stream, in the clear or under TLS.
+//! tokio's sockets as the driver uses them: a TCP stream in the clear or
+//! under TLS ([`MaybeTlsStream`]), and [`Net`] for [`Tokio`] (connect,
+//! listen, TLS through tokio-rustls, `tokio::spawn`).
 
+use std::future::Future;
 use std::io::{self, IoSlice};
+use std::net::SocketAddr;
 use std::pin::Pin;
+#[cfg(feature = "tls")]
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use futures_core::Stream;
+#[cfg(feature = "tls")]
+use hookup_driver::tls::{ClientConfig, ServerConfig, ServerName};
+use hookup_driver::{Bind, ConnectionFuture, Net};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
+use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
+
+use crate::ws::Tokio;
 
 /// A TCP stream, in the clear or wrapped in TLS.
 #[derive(Debug)]
@@ -85,5 +97,59 @@ impl AsyncWrite for MaybeTlsStream {
     }
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         delegate!(self, s => Pin::new(s).poll_shutdown(cx))
+    }
+}
+
+impl Net for Tokio {
+    type Tcp = TcpStream;
+    type Listener = TcpListener;
+    type Stream = MaybeTlsStream;
+
+    fn connect_tcp(host: String, port: u16) -> impl Future<Output = io::Result<TcpStream>> + Send {
+        TcpStream::connect((host, port))
+    }
+    fn prepare(tcp: &TcpStream) -> Option<SocketAddr> {
+        let _ = tcp.set_nodelay(true);
+        tcp.peer_addr().ok()
+    }
+    fn plain(tcp: TcpStream) -> MaybeTlsStream {
+        MaybeTlsStream::Plain(tcp)
+    }
+    #[cfg(feature = "tls")]
+    async fn tls_connect(
+        tcp: TcpStream,
+        name: ServerName<'static>,
+        config: Arc<ClientConfig>,
+    ) -> io::Result<MaybeTlsStream> {
+        let s = tokio_rustls::TlsConnector::from(config)
+            .connect(name, tcp)
+            .await?;
+        Ok(MaybeTlsStream::ClientTls(Box::new(s)))
+    }
+    #[cfg(feature = "tls")]
+    async fn tls_accept(tcp: TcpStream, config: Arc<ServerConfig>) -> io::Result<MaybeTlsStream> {
+        let s = tokio_rustls::TlsAcceptor::from(config).accept(tcp).await?;
+        Ok(MaybeTlsStream::ServerTls(Box::new(s)))
+    }
+    fn local_addr(listener: &TcpListener) -> io::Result<SocketAddr> {
+        listener.local_addr()
+    }
+    fn incoming(listener: &TcpListener) -> impl Stream<Item = io::Result<TcpStream>> + Send + '_ {
+        futures_util::stream::poll_fn(|cx| {
+            listener
+                .poll_accept(cx)
+                .map(|r| Some(r.map(|(tcp, _)| tcp)))
+        })
+    }
+    /// `tokio::spawn`.
+    fn spawn(task: ConnectionFuture) -> Result<(), ConnectionFuture> {
+        tokio::spawn(task);
+        Ok(())
+    }
+}
+
+impl<A: ToSocketAddrs> Bind<A> for Tokio {
+    fn bind(addr: A) -> impl Future<Output = io::Result<TcpListener>> {
+        TcpListener::bind(addr)
     }
 }

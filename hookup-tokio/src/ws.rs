@@ -74,14 +74,3 @@ pub type ReadHalf<S> = hookup_driver::ReadHalf<S, Tokio>;
 
 /// The writing half of a split [`WebSocket`].
 pub type WriteHalf<S> = hookup_driver::WriteHalf<S, Tokio>;
-
-/// The stream and timer half of a driver (used by the reliable layer).
-pub(crate) type Io<S> = hookup_driver::Io<S, Tokio>;
-
-/// A tokio sleep armed at an endpoint's `poll_timeout`.
-pub(crate) type Timer = hookup_driver::Timer<Tokio>;
-
-/// The clock: tokio's.
-pub(crate) fn now() -> Instant {
-    Tokio::now()
-}

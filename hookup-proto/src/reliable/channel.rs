@@ -192,7 +192,12 @@ impl Channel {
                 self.outbox[idx].written = true;
                 match ack {
                     None => self.resolve(idx, Outcome::Written),
-                    Some(d) => self.deadlines.push(Reverse((now + d, id.0))),
+                    // A deadline past what `Instant` holds never comes.
+                    Some(d) => {
+                        if let Some(t) = now.checked_add(d) {
+                            self.deadlines.push(Reverse((t, id.0)));
+                        }
+                    }
                 }
             }
         }

@@ -14,11 +14,17 @@
 //! [`SessionStore`] for a while so it can resume. Keepalive pings with a pong
 //! deadline detect dead peers on both sides.
 //!
+//! A session can also speak the original hookup's `jsonProtocol` ([`legacy`],
+//! [`Session::legacy_server`], [`Session::legacy_client`]): per-message acks
+//! within one connection, no sequence numbers and no resume.
+//!
 //! Like the rest of this crate it is sans-IO: the caller opens transports
 //! when asked ([`Action::Connect`]), moves bytes, and passes `now` in.
 
 mod channel;
 mod journal;
+pub mod legacy;
+mod legacy_channel;
 mod session;
 mod store;
 pub mod wire;
@@ -27,6 +33,7 @@ use std::fmt;
 use std::time::Duration;
 
 pub use journal::{Journal, JournalError, JournalRecord, Recovery};
+pub use legacy::{LEGACY_SUBPROTOCOL, LegacyError};
 pub use session::{Action, Session, SessionEvent};
 pub use store::{SessionState, SessionStore, StoreConfig};
 pub use wire::SUBPROTOCOL;
@@ -75,6 +82,10 @@ pub enum DropReason {
     Shutdown,
     /// (Server) The disconnected session expired before its client came back.
     Expired,
+    /// (Legacy `jsonProtocol` mode) The connection ended: the protocol has no
+    /// resume, so an ack request in flight (it may have arrived) or, on a
+    /// server, a message not yet written is given up.
+    Disconnected,
 }
 
 /// What to do when the outbox is full.
@@ -171,6 +182,11 @@ pub enum SendError {
     TooLarge,
     /// The session is closed, shutting down, or gave up.
     Closed,
+    /// The negotiated wire format cannot carry this message: a binary
+    /// message in legacy `jsonProtocol` mode.
+    Unsupported,
+    /// [`Session::send_json`] was given text that is not one JSON value.
+    InvalidJson(LegacyError),
 }
 
 impl fmt::Display for SendError {
@@ -179,6 +195,13 @@ impl fmt::Display for SendError {
             Self::Full => f.write_str("outbox full"),
             Self::TooLarge => f.write_str("message larger than the outbox or a frame"),
             Self::Closed => f.write_str("session closed"),
+            Self::Unsupported => {
+                write!(
+                    f,
+                    "binary messages cannot be sent over {LEGACY_SUBPROTOCOL}"
+                )
+            }
+            Self::InvalidJson(e) => write!(f, "not a JSON value: {e}"),
         }
     }
 }
@@ -192,11 +215,16 @@ impl std::error::Error for SendError {}
 pub enum SessionError {
     /// A malformed envelope.
     Wire(wire::WireError),
-    /// The server did not select the `hookup.v1` subprotocol.
+    /// (Legacy `jsonProtocol` mode) A malformed envelope. Unlike the other
+    /// errors it does not close the connection: the message is skipped.
+    Legacy(LegacyError),
+    /// The server did not select the `hookup.v1` subprotocol (or, for a
+    /// [`Session::legacy_client`], `jsonProtocol`).
     NotNegotiated,
     /// An envelope that does not belong in this state (e.g. DATA before WELCOME).
     Unexpected(&'static str),
-    /// An ack for a sequence number never sent.
+    /// An ack for a sequence number never sent (in legacy mode: an ack
+    /// request id never used on this connection; the connection stays open).
     AckForUnsent(u64),
     /// A sequence number that skips ahead.
     Gap {
@@ -220,9 +248,8 @@ impl fmt::Display for SessionError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Wire(e) => write!(f, "malformed envelope: {e}"),
-            Self::NotNegotiated => {
-                write!(f, "the server did not select the {SUBPROTOCOL} subprotocol")
-            }
+            Self::Legacy(e) => write!(f, "malformed {LEGACY_SUBPROTOCOL} envelope: {e}"),
+            Self::NotNegotiated => f.write_str("the server did not select the subprotocol offered"),
             Self::Unexpected(what) => write!(f, "unexpected {what}"),
             Self::AckForUnsent(s) => write!(f, "ack for sequence {s}, which was never sent"),
             Self::Gap { expected, got } => {

@@ -1,4 +1,5 @@
-//! A session: one end of a `hookup.v1` conversation across connections.
+//! A session: one end of a `hookup.v1` conversation across connections, or
+//! of a legacy `jsonProtocol` connection.
 
 use std::collections::VecDeque;
 use std::io::IoSlice;
@@ -7,13 +8,15 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 
 use super::channel::Channel;
+use super::legacy::{self, LEGACY_SUBPROTOCOL, Payload, RawJson};
+use super::legacy_channel::LegacyChannel;
 use super::store::SessionState;
 use super::wire::{self, Envelope};
 use super::{DropReason, MessageId, Outcome, Reconnect, SendError, SessionConfig, SessionError};
 use crate::close::CloseCode;
 use crate::connection::Connection;
 use crate::handshake::ClientRequest;
-use crate::message::{Event, Initiator, Message, MessageKind};
+use crate::message::{Event, Initiator, Message, MessageKind, Utf8Bytes};
 use crate::rng::Rng;
 
 /// What the caller must do for a session.
@@ -76,11 +79,14 @@ pub enum SessionEvent {
         outcome: Outcome,
     },
     /// The peer acknowledged this message: it left the outbox (only with
-    /// [`SessionConfig::report_releases`]).
+    /// [`SessionConfig::report_releases`]). In legacy mode, which never
+    /// sends a message again, every message is released with its outcome.
     Released(MessageId),
     /// Round-trip time of a keepalive ping.
     Rtt(Duration),
-    /// The peer broke the session protocol; the connection is closed.
+    /// The peer broke the session protocol; the connection is closed —
+    /// except in legacy mode, where a malformed envelope or an ack for an
+    /// unknown id is only reported (see [`Session::legacy_server`]).
     Error(SessionError),
     /// The session is finished (shut down, or a server's connection ended).
     /// Terminal.
@@ -160,6 +166,8 @@ pub struct Session {
     ping_counter: u64,
     /// (Server) What the client said it received, until `attach`.
     pending_hello_received: u64,
+    /// Legacy `jsonProtocol` mode (then `channel` stays unused).
+    legacy: Option<LegacyChannel>,
     now: Instant,
 }
 
@@ -188,6 +196,7 @@ impl Session {
             shutting_down: false,
             ping_counter: 0,
             pending_hello_received: 0,
+            legacy: None,
             now,
         }
     }
@@ -224,6 +233,70 @@ impl Session {
         s
     }
 
+    /// A server session in legacy mode, on a connection that accepted the
+    /// original hookup's [`LEGACY_SUBPROTOCOL`] (`jsonProtocol`; see
+    /// [`legacy`](super::legacy)). There is no greeting and no session to
+    /// resume: it is established at once ([`SessionEvent::Connected`] with an
+    /// empty id) and ends with the connection.
+    ///
+    /// An incoming `ack_request` is acknowledged and delivered, once per id
+    /// and connection; `text` and `json` envelopes are delivered (JSON as
+    /// its text), binary messages as they are. [`send`](Self::send) and
+    /// [`send_json`](Self::send_json) render `text`/`json` envelopes, or an
+    /// `ack_request` (ids from 1 per connection) when an ack is asked for,
+    /// which resolves as `Acked`, `AckFailed` at its deadline, or
+    /// `Dropped(`[`DropReason::Disconnected`]`)` when the connection ends
+    /// first. Binary messages cannot be sent ([`SendError::Unsupported`]).
+    /// A malformed envelope is reported ([`SessionError::Legacy`]) and
+    /// skipped, as is an `ack` for an id never sent
+    /// ([`SessionError::AckForUnsent`]) or a `needs_ack` envelope; the
+    /// connection stays open. With [`SessionConfig::report_releases`] every
+    /// message is [released](SessionEvent::Released) with its outcome.
+    ///
+    /// [`take_state`](Self::take_state) has nothing to give back: there is
+    /// nothing to park.
+    pub fn legacy_server(conn: Connection, config: SessionConfig, now: Instant) -> Self {
+        let mut s = Self::new(Role::Server, config, now);
+        s.legacy = Some(LegacyChannel::new());
+        s.conn = Some(conn);
+        s.establish(false);
+        s.pump();
+        s
+    }
+
+    /// A client session in legacy mode, for servers of the original hookup:
+    /// `request` is sent with the [`LEGACY_SUBPROTOCOL`] (`jsonProtocol`)
+    /// added, and the server must select it. Established as soon as the
+    /// handshake completes; messages are as for
+    /// [`legacy_server`](Self::legacy_server). It reconnects on the
+    /// [`SessionConfig::reconnect`] policy; messages not yet written wait
+    /// for the next connection, ack requests in flight when a connection
+    /// ends are dropped ([`DropReason::Disconnected`]).
+    pub fn legacy_client(request: ClientRequest, config: SessionConfig, now: Instant) -> Self {
+        let request = if request.protocols().iter().any(|p| p == LEGACY_SUBPROTOCOL) {
+            request
+        } else {
+            request
+                .protocol(LEGACY_SUBPROTOCOL)
+                .expect("valid subprotocol token")
+        };
+        let mut s = Self::new(
+            Role::Client {
+                request: Box::new(request),
+            },
+            config,
+            now,
+        );
+        s.legacy = Some(LegacyChannel::new());
+        s.actions.push_back(Action::Connect);
+        s
+    }
+
+    /// Whether the session speaks the legacy `jsonProtocol`.
+    pub fn is_legacy(&self) -> bool {
+        self.legacy.is_some()
+    }
+
     /// (Client) The request used for every connection.
     pub fn request(&self) -> Option<&ClientRequest> {
         match &self.role {
@@ -247,14 +320,22 @@ impl Session {
         matches!(self.phase, Phase::GaveUp | Phase::Closed)
     }
 
-    /// Messages sent but not yet acknowledged by the peer.
+    /// Messages sent but not yet acknowledged by the peer (in legacy mode:
+    /// messages without an outcome yet, queued or awaiting their ack).
     pub fn unacked(&self) -> usize {
-        self.channel.unacked()
+        match &self.legacy {
+            Some(l) => l.unresolved(),
+            None => self.channel.unacked(),
+        }
     }
 
-    /// Payload bytes sent but not yet acknowledged.
+    /// Payload bytes sent but not yet acknowledged (in legacy mode: bytes
+    /// of rendered envelopes not written yet).
     pub fn unacked_bytes(&self) -> usize {
-        self.channel.unacked_bytes()
+        match &self.legacy {
+            Some(l) => l.queued_bytes(),
+            None => self.channel.unacked_bytes(),
+        }
     }
 
     /// The current connection, if any.
@@ -304,6 +385,14 @@ impl Session {
         if self.shutting_down || self.is_finished() {
             return Err(SendError::Closed);
         }
+        if self.legacy.is_some() {
+            return match message {
+                Message::Text(t) => {
+                    self.send_legacy(&Payload::Text(std::borrow::Cow::Borrowed(t.as_str())), ack)
+                }
+                _ => Err(SendError::Unsupported),
+            };
+        }
         if matches!(self.role, Role::Server) && self.id.is_empty() {
             // Not attached: this outbox is a placeholder that `attach`
             // replaces (its messages would be lost without an outcome, and
@@ -333,6 +422,51 @@ impl Session {
         Ok(id)
     }
 
+    /// Queues a JSON value: in legacy mode as a `json` envelope (its
+    /// content is `json` as given, surrounding whitespace trimmed), with
+    /// `hookup.v1` as a text message. Fails with [`SendError::InvalidJson`]
+    /// unless `json` is exactly one JSON value; otherwise as
+    /// [`send`](Self::send).
+    pub fn send_json(
+        &mut self,
+        now: Instant,
+        json: &str,
+        ack: Option<Duration>,
+    ) -> Result<MessageId, SendError> {
+        let raw = RawJson::new(json).map_err(SendError::InvalidJson)?;
+        if self.legacy.is_none() {
+            return self.send(now, Message::text(raw.as_str()), ack);
+        }
+        self.advance_clock(now);
+        if self.shutting_down || self.is_finished() {
+            return Err(SendError::Closed);
+        }
+        self.send_legacy(&Payload::Json(raw), ack)
+    }
+
+    fn send_legacy(
+        &mut self,
+        payload: &Payload<'_>,
+        ack: Option<Duration>,
+    ) -> Result<MessageId, SendError> {
+        let limits = self
+            .conn
+            .as_ref()
+            .map_or(&self.config.connection, Connection::config);
+        let max = limits.max_frame_size.min(limits.max_message_size);
+        let mut inner = String::new();
+        legacy::render_payload(payload, &mut inner);
+        if inner.len().saturating_add(legacy::ACK_REQUEST_OVERHEAD) > max {
+            return Err(SendError::TooLarge);
+        }
+        let Some(l) = &mut self.legacy else {
+            return Err(SendError::Unsupported);
+        };
+        let id = l.push(&self.config, inner, ack)?;
+        self.pump();
+        Ok(id)
+    }
+
     /// Finishes gracefully: no more sends; once every message is
     /// acknowledged the connection is closed with 1000 and the session
     /// ends with [`SessionEvent::Closed`]. A client keeps reconnecting until
@@ -340,9 +474,7 @@ impl Session {
     pub fn shutdown(&mut self, now: Instant) {
         self.advance_clock(now);
         self.shutting_down = true;
-        if self.channel.unacked() == 0
-            && matches!(self.phase, Phase::Backoff | Phase::NeedTransport)
-        {
+        if self.unacked() == 0 && matches!(self.phase, Phase::Backoff | Phase::NeedTransport) {
             // Nothing left to deliver and no connection: do not reconnect
             // just to close (with its server gone for good, a client would
             // never finish).
@@ -360,6 +492,9 @@ impl Session {
             return;
         }
         self.channel.drop_all(DropReason::Shutdown);
+        if let Some(l) = &mut self.legacy {
+            l.drop_all(DropReason::Shutdown);
+        }
         if let Some(conn) = &mut self.conn
             && !conn.is_closed()
         {
@@ -545,6 +680,9 @@ impl Session {
             conn.handle_timeout(now);
         }
         self.channel.handle_timeout(now);
+        if let Some(l) = &mut self.legacy {
+            l.handle_timeout(now);
+        }
         if self.timers[Timer::Reconnect as usize].is_some_and(|t| t <= now) {
             self.clear_timer(Timer::Reconnect);
             if self.phase == Phase::Backoff {
@@ -632,7 +770,10 @@ impl Session {
         } else {
             let can_ack = self.phase == Phase::Established
                 && self.conn.as_ref().is_some_and(Connection::is_open);
-            self.channel.next_timeout(can_ack)
+            match &self.legacy {
+                Some(l) => l.next_timeout(),
+                None => self.channel.next_timeout(can_ack),
+            }
         };
         self.timers
             .iter()
@@ -653,15 +794,21 @@ impl Session {
         if self.phase == Phase::Established {
             let now = self.now;
             if let Some(conn) = &mut self.conn {
-                self.channel.write(conn, now, self.config.write_window);
+                match &mut self.legacy {
+                    Some(l) => l.write(conn, now, self.config.write_window),
+                    None => self.channel.write(conn, now, self.config.write_window),
+                }
             }
             if self.shutting_down
-                && self.channel.unacked() == 0
+                && self.unacked() == 0
                 && let Some(conn) = &mut self.conn
                 && conn.is_open()
             {
-                // Flush our last acks before saying goodbye.
-                self.channel.write(conn, now, usize::MAX);
+                // Flush our last acks before saying goodbye (legacy acks
+                // are written as soon as their request arrives).
+                if self.legacy.is_none() {
+                    self.channel.write(conn, now, usize::MAX);
+                }
                 let _ = conn.close(now, CloseCode::NORMAL, "");
             }
         }
@@ -673,6 +820,16 @@ impl Session {
             self.events
                 .push_back(SessionEvent::Delivery { id, outcome });
         }
+        if let Some(l) = &mut self.legacy {
+            while let Some((id, outcome)) = l.poll_outcome() {
+                self.events
+                    .push_back(SessionEvent::Delivery { id, outcome });
+                // Nothing is kept to be sent again.
+                if self.config.report_releases {
+                    self.events.push_back(SessionEvent::Released(id));
+                }
+            }
+        }
         if let Some(r) = &mut self.channel.released {
             self.events.extend(r.drain(..).map(SessionEvent::Released));
         }
@@ -681,7 +838,14 @@ impl Session {
     fn on_connection_event(&mut self, ev: Event) {
         match ev {
             Event::Connected(resp) => {
-                if let Role::Client { .. } = self.role {
+                if let Role::Client { .. } = self.role
+                    && self.legacy.is_some()
+                {
+                    if resp.subprotocol.as_deref() != Some(LEGACY_SUBPROTOCOL) {
+                        return self.protocol_error(SessionError::NotNegotiated);
+                    }
+                    self.establish(false);
+                } else if let Role::Client { .. } = self.role {
                     if resp.subprotocol.as_deref() != Some(wire::SUBPROTOCOL) {
                         return self.protocol_error(SessionError::NotNegotiated);
                     }
@@ -696,6 +860,7 @@ impl Session {
                     }
                 }
             }
+            Event::Message(m) if self.legacy.is_some() => self.on_legacy_message(m),
             Event::Message(m) => {
                 // Once the connection is closing (our protocol error or
                 // shutdown, the peer's close) nothing received on it can be
@@ -814,6 +979,62 @@ impl Session {
         }
     }
 
+    /// A message in legacy mode. Everything is acted on, even while the
+    /// connection closes: nothing is ever sent again, so a message skipped
+    /// here would be lost (an ack that can no longer be written leaves the
+    /// sender with `AckFailed` or a drop: at-least-once).
+    fn on_legacy_message(&mut self, m: Message) {
+        let Some(l) = &mut self.legacy else { return };
+        let text = match m {
+            Message::Text(t) => t,
+            other => {
+                // The original sends binary messages as they are.
+                self.events.push_back(SessionEvent::Message(other));
+                return;
+            }
+        };
+        let deliver = |payload: Payload<'_>| match payload {
+            Payload::Text(std::borrow::Cow::Owned(s)) => Message::Text(Utf8Bytes::from(s)),
+            Payload::Text(std::borrow::Cow::Borrowed(s)) => Message::Text(
+                Utf8Bytes::from_validated(text.as_bytes().slice_ref(s.as_bytes())),
+            ),
+            Payload::Json(j) => Message::Text(Utf8Bytes::from_validated(
+                text.as_bytes().slice_ref(j.as_str().as_bytes()),
+            )),
+        };
+        match legacy::Envelope::parse(text.as_str()) {
+            Ok(legacy::Envelope::Message(p)) => {
+                self.events.push_back(SessionEvent::Message(deliver(p)));
+            }
+            Ok(legacy::Envelope::AckRequest { id, payload }) => {
+                // Ack first (as the original): a failed write means the
+                // connection is closing; the sender then sees no ack.
+                if let Some(conn) = &mut self.conn {
+                    let _ = conn.send_text(&legacy::render_ack(id));
+                }
+                if l.on_request(id) {
+                    self.events
+                        .push_back(SessionEvent::Message(deliver(payload)));
+                }
+            }
+            Ok(legacy::Envelope::Ack { id }) => {
+                if !l.on_ack(id) {
+                    self.events
+                        .push_back(SessionEvent::Error(SessionError::AckForUnsent(id)));
+                }
+            }
+            Ok(legacy::Envelope::NeedsAck { .. }) => {
+                self.events
+                    .push_back(SessionEvent::Error(SessionError::Unexpected(
+                        "needs_ack on the wire (a buffer-file envelope)",
+                    )));
+            }
+            Err(e) => self
+                .events
+                .push_back(SessionEvent::Error(SessionError::Legacy(e))),
+        }
+    }
+
     fn establish(&mut self, resumed: bool) {
         self.phase = Phase::Established;
         self.attempt = 0;
@@ -855,6 +1076,13 @@ impl Session {
 
     fn on_disconnect(&mut self, code: CloseCode, reason: String, peer_finished: bool) {
         self.channel.on_disconnect();
+        if let Some(l) = &mut self.legacy {
+            match self.role {
+                // The session ends with its connection.
+                Role::Server => l.drop_all(DropReason::Disconnected),
+                Role::Client { .. } => l.on_disconnect(),
+            }
+        }
         self.clear_timer(Timer::Ping);
         self.clear_timer(Timer::Deadline);
         self.actions.push_back(Action::CloseTransport);
@@ -871,7 +1099,7 @@ impl Session {
                 self.finish(Phase::Closed);
             }
             Role::Client { .. } => {
-                if self.shutting_down && self.channel.unacked() == 0 {
+                if self.shutting_down && self.unacked() == 0 {
                     self.finish(Phase::Closed);
                 } else if !self.is_finished() {
                     self.schedule_reconnect();
@@ -889,6 +1117,9 @@ impl Session {
         };
         if !allowed {
             self.channel.drop_all(DropReason::GaveUp);
+            if let Some(l) = &mut self.legacy {
+                l.drop_all(DropReason::GaveUp);
+            }
             self.drain_outcomes();
             self.events.push_back(SessionEvent::GaveUp);
             self.phase = Phase::GaveUp;

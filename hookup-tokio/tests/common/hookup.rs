@@ -153,7 +153,9 @@ pub fn http(req: &Request) -> HttpResponse {
 /// Builds a server under test from an adapter's `Server` (the adapters'
 /// servers have the same builder methods): the suite's policies and every
 /// path of [`ROUTES`](super::ROUTES) served by
-/// [`serve_route`](super::serve_route).
+/// [`serve_route`](super::serve_route), and the reliable routes
+/// ([`reliable::ROUTES`](super::reliable::ROUTES)) by
+/// [`reliable::serve`](super::reliable::serve).
 #[macro_export]
 macro_rules! hookup_server {
     ($server:expr, $config:expr, $probe:expr) => {{
@@ -165,6 +167,13 @@ macro_rules! hookup_server {
             let probe = $probe.clone();
             s = s.route(path, move |ws, _req| {
                 $crate::common::serve_route(path, $crate::common::hookup::Ws(ws), probe.clone())
+            });
+        }
+        let store = $crate::common::reliable::LazyStore::default();
+        for &(path, mode) in $crate::common::reliable::ROUTES {
+            let store = store.clone();
+            s = s.route(path, move |ws, _req| {
+                $crate::common::reliable::serve(mode, ws, store.clone())
             });
         }
         s

@@ -19,11 +19,20 @@
 //! The suite runs on any runtime: its own timers ([`sleep`], [`within`])
 //! are async-io's and its raw peer is async-io TCP, both executor-neutral;
 //! the one thing it asks of the runtime under test is [`Client::spawn`].
-//! [`hookup`] adapts adapters built on `hookup-driver`.
+//! [`hookup`] adapts adapters built on `hookup-driver`; [`reliable`] has
+//! the scenarios of their reliability layer (the client names its runtime
+//! through [`reliable::Reliable`]).
 #![allow(dead_code, unreachable_pub)]
 
 pub mod hookup;
 pub mod raw;
+pub mod reliable;
+
+pub use reliable::{
+    reliable_ack_failed_on_deadline, reliable_acked_round_trip,
+    reliable_deliveries_resolved_at_shutdown, reliable_journal_replay,
+    reliable_resume_after_connection_cut,
+};
 
 use std::future::Future;
 use std::pin::pin;
@@ -246,6 +255,11 @@ macro_rules! all_scenarios {
             split_halves,
             recv_is_cancel_safe,
             connect_refused,
+            reliable_acked_round_trip,
+            reliable_ack_failed_on_deadline,
+            reliable_resume_after_connection_cut,
+            reliable_journal_replay,
+            reliable_deliveries_resolved_at_shutdown,
         );
     };
 }
@@ -272,6 +286,9 @@ macro_rules! interop_scenarios {
             message_too_big_1009,
             split_halves,
             recv_is_cancel_safe,
+            reliable_acked_round_trip,
+            reliable_ack_failed_on_deadline,
+            reliable_resume_after_connection_cut,
         );
     };
 }
@@ -367,6 +384,12 @@ pub fn decide(path: &str, offered: &[String]) -> Decision {
         return Decision::Reject {
             status: REJECT_STATUS,
             body: REJECT_BODY,
+        };
+    }
+    if offered.iter().any(|p| p == reliable::SUBPROTOCOL) {
+        return Decision::Accept {
+            subprotocol: Some(reliable::SUBPROTOCOL.to_owned()),
+            headers: vec![],
         };
     }
     if offered.iter().any(|p| p == SUBPROTOCOL) {

@@ -56,6 +56,13 @@ impl Client for TokioClient {
     }
 }
 
+impl crate::common::reliable::Reliable for TokioClient {
+    type Rt = Tokio;
+    fn client_config(&self) -> ClientConfig {
+        self.config.clone()
+    }
+}
+
 /// hookup-tokio servers (main and limited) on the current tokio runtime,
 /// running until `stop` changes.
 pub async fn start_servers(

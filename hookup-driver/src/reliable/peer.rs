@@ -1,0 +1,251 @@
+//! The server side: [`SharedStore`] and [`ReliablePeer`].
+
+use std::collections::HashMap;
+use std::future::poll_fn;
+use std::marker::PhantomData;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use futures_channel::oneshot;
+use hookup_proto::reliable::{
+    MessageId, Outcome, SendError, Session, SessionConfig, SessionEvent, SessionStore, StoreConfig,
+};
+
+use super::{Delivery, ReliableEvent};
+use crate::net::Net;
+use crate::ws::{Io, WebSocket};
+use crate::{Message, Runtime, Transport};
+
+/// A store of server sessions shared by a server's connections, with a
+/// background task that reaps expired ones (see the [module](super) for
+/// where it runs). `R` is the adapter's runtime.
+pub struct SharedStore<R> {
+    store: Arc<Mutex<SessionStore>>,
+    runtime: PhantomData<fn() -> R>,
+}
+
+impl<R> Clone for SharedStore<R> {
+    fn clone(&self) -> Self {
+        Self {
+            store: self.store.clone(),
+            runtime: PhantomData,
+        }
+    }
+}
+
+impl<R> std::fmt::Debug for SharedStore<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = lock(&self.store);
+        f.debug_struct("SharedStore")
+            .field("parked", &s.parked())
+            .field("attached", &s.attached())
+            .finish()
+    }
+}
+
+fn lock(store: &Mutex<SessionStore>) -> MutexGuard<'_, SessionStore> {
+    store.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl<R: Net> SharedStore<R>
+where
+    R::Sleep: Send,
+{
+    /// A store; starts its reaper (once a second) on the runtime.
+    pub fn new(config: StoreConfig) -> Self {
+        let store = Arc::new(Mutex::new(SessionStore::new(config, None)));
+        let weak = Arc::downgrade(&store);
+        let reaper = async move {
+            let mut sleep = None::<R::Sleep>;
+            loop {
+                let at = R::now() + Duration::from_secs(1);
+                let s = sleep.get_or_insert_with(|| R::sleep_until(at));
+                R::reset(s, at);
+                poll_fn(|cx| R::poll_sleep(s, cx)).await;
+                let Some(store) = weak.upgrade() else { return };
+                let mut store = lock(&store);
+                store.handle_timeout(R::now());
+                // Outcomes of messages in parked sessions: their deliveries
+                // were resolved when their peers went away. Only memory.
+                while store.poll_outcome().is_some() {}
+            }
+        };
+        super::spawn::<R>("hookup-store-reaper", Box::pin(reaper));
+        Self {
+            store,
+            runtime: PhantomData,
+        }
+    }
+}
+
+impl<R> SharedStore<R> {
+    fn lock(&self) -> MutexGuard<'_, SessionStore> {
+        lock(&self.store)
+    }
+
+    /// Sessions parked (client away) and attached (client connected).
+    pub fn counts(&self) -> (usize, usize) {
+        let s = self.lock();
+        (s.parked(), s.attached())
+    }
+}
+
+/// The server side of one reliable client connection: a WebSocket that
+/// negotiated `hookup.v1`, driven in the caller's task. Messages arrive once
+/// and in order per session, across the client's reconnects. `S` is the
+/// stream, `R` the adapter's runtime.
+///
+/// Drive it with [`recv`](Self::recv) until that returns `None`. A peer
+/// dropped earlier parks its session too, but messages it has already read
+/// and not yet returned are lost: the parked session counts them received,
+/// so the client's replays of them are discarded as duplicates (a known
+/// issue, reproduced by the ignored test
+/// `known_reliable_resume_after_peer_dropped` of hookup-tokio).
+pub struct ReliablePeer<S, R: Runtime> {
+    session: Session,
+    io: Io<S, R>,
+    store: SharedStore<R>,
+    read_eof: bool,
+    pending: HashMap<MessageId, oneshot::Sender<Outcome>>,
+    parked: bool,
+}
+
+impl<S, R: Transport<S>> ReliablePeer<S, R> {
+    /// Takes over an accepted WebSocket whose subprotocol is
+    /// [`SUBPROTOCOL`](super::SUBPROTOCOL); sessions live in `store` between
+    /// connections.
+    pub fn new(ws: WebSocket<S, R>, store: SharedStore<R>, config: SessionConfig) -> Self {
+        let max_read = 64 << 10;
+        let (conn, stream) = ws.into_parts();
+        Self {
+            session: Session::server(conn, config, R::now()),
+            io: Io::new(stream, max_read),
+            store,
+            read_eof: false,
+            pending: HashMap::new(),
+            parked: false,
+        }
+    }
+
+    /// The session id (empty before the client's HELLO).
+    pub fn session_id(&self) -> &[u8] {
+        self.session.id()
+    }
+
+    /// Queues a message to the client (see [`ReliableClient::send`]); the
+    /// delivery resolves while this peer is driven by [`recv`](Self::recv).
+    ///
+    /// [`ReliableClient::send`]: super::ReliableClient::send
+    pub fn send(
+        &mut self,
+        msg: impl Into<Message>,
+        ack: Option<Duration>,
+    ) -> Result<Delivery, SendError> {
+        let id = self.session.send(R::now(), msg.into().to_proto(), ack)?;
+        let (tx, delivery) = Delivery::new();
+        self.pending.insert(id, tx);
+        Ok(delivery)
+    }
+
+    /// The next event; `None` when the connection has ended (the session is
+    /// then parked in the store for the client to resume).
+    pub async fn recv(&mut self) -> Option<ReliableEvent> {
+        poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<ReliableEvent>> {
+        loop {
+            while let Some(ev) = self.session.poll_event() {
+                match ev {
+                    SessionEvent::Hello { session } => {
+                        let opened = self.store.lock().open(&session, R::now());
+                        match opened {
+                            Ok((state, resumed)) => self.session.attach(state, resumed),
+                            Err(_) => self.session.refuse_busy(),
+                        }
+                    }
+                    SessionEvent::Delivery { id, outcome } => {
+                        if let Some(tx) = self.pending.remove(&id) {
+                            let _ = tx.send(outcome);
+                        }
+                    }
+                    SessionEvent::Message(m) => {
+                        return Poll::Ready(Some(ReliableEvent::Message(m.into())));
+                    }
+                    SessionEvent::Connected { resumed, .. } => {
+                        return Poll::Ready(Some(ReliableEvent::Connected { resumed }));
+                    }
+                    SessionEvent::Disconnected { code, reason } => {
+                        return Poll::Ready(Some(ReliableEvent::Disconnected { code, reason }));
+                    }
+                    SessionEvent::Error(e) => {
+                        return Poll::Ready(Some(ReliableEvent::Error(e.to_string())));
+                    }
+                    SessionEvent::Closed => self.park(),
+                    _ => {}
+                }
+            }
+            if self.session.is_finished() {
+                // Write out the last bytes, then shut the transport.
+                let _ = ready!(self.io.poll_write_out(&mut self.session, cx));
+                let _ = ready!(self.io.poll_shutdown(cx));
+                self.park();
+                return Poll::Ready(None);
+            }
+            if self.io.has_output(&self.session) {
+                match self.io.poll_write_out(&mut self.session, cx) {
+                    Poll::Ready(Err(_)) => {
+                        self.read_eof = true;
+                        self.session.handle_eof(R::now());
+                        continue;
+                    }
+                    // Writing made room in the window: more of the outbox
+                    // may be queued now, with outcomes to drain.
+                    Poll::Ready(Ok(())) => continue,
+                    Poll::Pending => {}
+                }
+            }
+            if self.io.poll_timer(&mut self.session, cx) {
+                continue;
+            }
+            if self.read_eof || !self.session.wants_read() {
+                return Poll::Pending;
+            }
+            match self.io.poll_read(&mut self.session, cx) {
+                Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => {
+                    self.read_eof = true;
+                    self.session.handle_eof(R::now());
+                }
+                Poll::Ready(Ok(_)) => self.session.handle_read(R::now()),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
+
+impl<S, R: Runtime> ReliablePeer<S, R> {
+    fn park(&mut self) {
+        if self.parked {
+            return;
+        }
+        self.parked = true;
+        if let Some(state) = self.session.take_state() {
+            self.store.lock().park(state, R::now());
+        }
+    }
+}
+
+impl<S, R: Runtime> Drop for ReliablePeer<S, R> {
+    fn drop(&mut self) {
+        self.park();
+    }
+}
+
+impl<S, R: Runtime> std::fmt::Debug for ReliablePeer<S, R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReliablePeer")
+            .field("session_id", &self.session.id())
+            .finish_non_exhaustive()
+    }
+}
