@@ -29,8 +29,8 @@
 use crate::AsyncIo;
 
 pub use hookup_driver::reliable::{
-    Delivery, DeliveryOutcome, Finished, Fsync, Reconnect, ReliableConfig, ReliableEvent,
-    SUBPROTOCOL,
+    Delivery, DeliveryOutcome, Finished, Fsync, LEGACY_SUBPROTOCOL, Reconnect, ReliableConfig,
+    ReliableEvent, SUBPROTOCOL,
 };
 
 /// A client that keeps its session across network failures: it reconnects

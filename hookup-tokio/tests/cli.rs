@@ -157,3 +157,79 @@ fn help_lists_the_commands() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("serve") && text.contains("connect"), "{text}");
 }
+
+/// `hookup serve --reliable` also speaks the original hookup's
+/// `jsonProtocol` (legacy mode) to a client that offers only that: every
+/// `ack_request` is acknowledged, a repeated id is acknowledged again but
+/// delivered once, the Scala client's `"message"` field is read, garbage is
+/// skipped without ending the connection, and the sink gets each message
+/// once and in order.
+#[test]
+fn serve_reliable_speaks_legacy_json_protocol() {
+    let dir = std::env::temp_dir().join(format!("hookup-cli-legacy-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let sink = dir.join("sink.txt");
+    let _ = std::fs::remove_file(&sink);
+    let port = free_port();
+    let child = Command::new(BIN)
+        .args([
+            "serve",
+            "--reliable",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .arg("--sink")
+        .arg(&sink)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn hookup serve");
+    let _server = Guard(child);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "hookup serve never listened");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    let url = format!("ws://127.0.0.1:{port}/echo");
+    let input = concat!(
+        "{\"type\":\"ack_request\",\"id\":1,\"content\":\"hello\"}\n",
+        "{\"type\":\"ack_request\",\"id\":1,\"content\":\"hello\"}\n",
+        "{\"type\":\"text\",\"content\":\"world\"}\n",
+        "not json\n",
+        "{\"type\":\"ack_request\",\"id\":2,\"message\":{\"type\":\"text\",\"content\":\"scala\"}}\n",
+    );
+    let (status, out, err) = connect(
+        &[&url, "--protocol", "jsonProtocol", "--linger", "2s"],
+        input,
+    );
+    assert!(status.success(), "exit {status}; stderr: {err}");
+    assert!(
+        err.contains("subprotocol jsonProtocol"),
+        "the server selected jsonProtocol; stderr: {err}"
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    let count = |l: &str| lines.iter().filter(|x| **x == l).count();
+    assert_eq!(count("{\"type\":\"ack\",\"id\":1}"), 2, "stdout: {out}");
+    assert_eq!(count("{\"type\":\"ack\",\"id\":2}"), 1, "stdout: {out}");
+    let echoes: Vec<&str> = lines
+        .iter()
+        .copied()
+        .filter(|l| l.starts_with("{\"type\":\"text\""))
+        .collect();
+    assert_eq!(
+        echoes,
+        [
+            "{\"type\":\"text\",\"content\":\"hello\"}",
+            "{\"type\":\"text\",\"content\":\"world\"}",
+            "{\"type\":\"text\",\"content\":\"scala\"}",
+        ],
+        "stdout: {out}"
+    );
+    assert_eq!(lines.len(), 6, "nothing else came back; stdout: {out}");
+    let sunk = std::fs::read_to_string(&sink).unwrap();
+    assert_eq!(sunk, "hello\nworld\nscala\n");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -42,7 +42,9 @@ use crate::net::{ConnectionFuture, Net};
 use crate::{ClientConfig, Message};
 
 pub use client::ReliableClient;
-pub use hookup_proto::reliable::{Outcome as DeliveryOutcome, Reconnect, SUBPROTOCOL};
+pub use hookup_proto::reliable::{
+    LEGACY_SUBPROTOCOL, Outcome as DeliveryOutcome, Reconnect, SUBPROTOCOL,
+};
 pub use peer::{ReliablePeer, SharedStore};
 
 /// When the journal is flushed to disk.

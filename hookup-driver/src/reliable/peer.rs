@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use futures_channel::oneshot;
 use hookup_proto::reliable::{
-    MessageId, Outcome, SendError, Session, SessionConfig, SessionEvent, SessionStore, StoreConfig,
+    LEGACY_SUBPROTOCOL, MessageId, Outcome, SendError, Session, SessionConfig, SessionEvent,
+    SessionStore, StoreConfig,
 };
 
 use super::{Delivery, ReliableEvent};
@@ -114,12 +115,22 @@ pub struct ReliablePeer<S, R: Runtime> {
 impl<S, R: Transport<S>> ReliablePeer<S, R> {
     /// Takes over an accepted WebSocket whose subprotocol is
     /// [`SUBPROTOCOL`](super::SUBPROTOCOL); sessions live in `store` between
-    /// connections.
+    /// connections. If the negotiated subprotocol is
+    /// [`LEGACY_SUBPROTOCOL`](super::LEGACY_SUBPROTOCOL) (`jsonProtocol`, the
+    /// original hookup's acked JSON envelopes), the peer speaks that instead:
+    /// acked messages are acknowledged and delivered once per connection,
+    /// there is no resume and nothing is parked (PROTOCOL.md section 9).
     pub fn new(ws: WebSocket<S, R>, store: SharedStore<R>, config: SessionConfig) -> Self {
         let max_read = 64 << 10;
+        let legacy = ws.subprotocol() == Some(LEGACY_SUBPROTOCOL);
         let (conn, stream) = ws.into_parts();
+        let session = if legacy {
+            Session::legacy_server(conn, config, R::now())
+        } else {
+            Session::server(conn, config, R::now())
+        };
         Self {
-            session: Session::server(conn, config, R::now()),
+            session,
             io: Io::new(stream, max_read),
             store,
             read_eof: false,
@@ -146,6 +157,21 @@ impl<S, R: Transport<S>> ReliablePeer<S, R> {
         let (tx, delivery) = Delivery::new();
         self.pending.insert(id, tx);
         Ok(delivery)
+    }
+
+    /// Queues a JSON value (see [`Session::send_json`]): a `json` envelope
+    /// on a legacy (`jsonProtocol`) connection, a text message on
+    /// `hookup.v1`. Fails unless `json` is exactly one JSON value.
+    pub fn send_json(&mut self, json: &str, ack: Option<Duration>) -> Result<Delivery, SendError> {
+        let id = self.session.send_json(R::now(), json, ack)?;
+        let (tx, delivery) = Delivery::new();
+        self.pending.insert(id, tx);
+        Ok(delivery)
+    }
+
+    /// Whether this connection speaks the legacy `jsonProtocol` format.
+    pub fn is_legacy(&self) -> bool {
+        self.session.is_legacy()
     }
 
     /// The next event; `None` when the connection has ended (the session is

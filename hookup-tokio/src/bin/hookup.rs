@@ -45,8 +45,10 @@ enum Command {
         /// Largest message accepted, in bytes (larger: close 1009).
         #[arg(long, default_value_t = 64 << 20)]
         max_message_size: usize,
-        /// Offer reliable sessions (the hookup.v1 subprotocol) on every
-        /// endpoint: acks, dedup, resume across reconnects.
+        /// Offer reliable sessions on /echo: the hookup.v1 subprotocol (acks,
+        /// dedup, resume across reconnects), or the original hookup's
+        /// jsonProtocol (acked JSON envelopes, no resume) to clients that
+        /// offer only that.
         #[arg(long)]
         reliable: bool,
         /// Append every application message received, on any endpoint, as
@@ -219,7 +221,10 @@ async fn echo(
     reliable: Option<(SharedStore, SessionConfig)>,
 ) {
     if let Some((store, config)) = reliable
-        && ws.subprotocol() == Some(reliable::SUBPROTOCOL)
+        && matches!(
+            ws.subprotocol(),
+            Some(reliable::SUBPROTOCOL | reliable::LEGACY_SUBPROTOCOL)
+        )
     {
         let mut peer = ReliablePeer::new(ws, store, config);
         while let Some(ev) = peer.recv().await {
@@ -331,20 +336,20 @@ async fn serve(listen: String, tls: Option<(PathBuf, PathBuf)>, opts: ServeOptio
     }
 }
 
-/// Selects `hookup.v1` on /echo when the client offers it.
+/// Selects `hookup.v1` on /echo when the client offers it, else the
+/// original hookup's `jsonProtocol` (legacy mode) when that is offered.
 // The error type is the HTTP answer `on_request` asks for.
 #[allow(clippy::result_large_err)]
 fn select_reliable(
     req: &hookup_tokio::Request,
 ) -> Result<hookup_tokio::Accept, hookup_tokio::HttpResponse> {
-    let offered = req
-        .subprotocols()
-        .iter()
-        .any(|p| p == reliable::SUBPROTOCOL);
-    Ok(if offered && req.path() == "/echo" {
-        hookup_tokio::Accept::new().subprotocol(reliable::SUBPROTOCOL)
-    } else {
-        hookup_tokio::Accept::new()
+    let offered = |name: &str| req.subprotocols().iter().any(|p| p == name);
+    let chosen = [reliable::SUBPROTOCOL, reliable::LEGACY_SUBPROTOCOL]
+        .into_iter()
+        .find(|p| offered(p));
+    Ok(match chosen {
+        Some(p) if req.path() == "/echo" => hookup_tokio::Accept::new().subprotocol(p),
+        _ => hookup_tokio::Accept::new(),
     })
 }
 
