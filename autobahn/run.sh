@@ -18,8 +18,9 @@
 #            (kosoku upgrades, then drops the TCP connection without a close
 #            frame, and writes the reports)
 #
-# In CMD's arguments the literal strings {addr}, {port}, {url} and {agent} are
-# replaced by the values below, so no `sh -c` wrapper is needed.
+# In CMD's arguments the literal strings {addr}, {port}, {url}, {agent} and
+# {parallelism} are replaced by the values below, so no `sh -c` wrapper is
+# needed.
 #
 # Environment passed to CMD:
 #   AUTOBAHN_ADDR   127.0.0.1:PORT   (server mode: where to listen)
@@ -28,6 +29,9 @@
 #   AUTOBAHN_URL    server mode: ws://127.0.0.1:PORT/echo (the URL kosoku hits)
 #                   client mode: ws://127.0.0.1:PORT      (fuzzing server base)
 #   AUTOBAHN_AGENT  NAME
+#   AUTOBAHN_PARALLELISM  cases at a time (see below); a client under test
+#                   may run that many cases concurrently (kosoku's fuzzing
+#                   server serves them) or ignore it
 #
 # Knobs (environment):
 #   AUTOBAHN_CASES            include patterns, space/comma separated, e.g.
@@ -36,6 +40,9 @@
 #                             permessage-deflate cases; set to "" to run all)
 #   AUTOBAHN_TIMEOUT          seconds for the kosoku run / the client CMD
 #                             (default 600)
+#   AUTOBAHN_PARALLELISM      cases at a time (default 2): server mode passes
+#                             it to kosoku (-p); client mode only hands it to
+#                             CMD ({parallelism}, $AUTOBAHN_PARALLELISM)
 #   AUTOBAHN_STARTUP_TIMEOUT  seconds to wait for the server port (default 30)
 #   AUTOBAHN_PORT             fixed port instead of a free ephemeral one
 #   AUTOBAHN_REPORTS          report dir (default autobahn/reports/MODE-NAME)
@@ -72,6 +79,8 @@ shift 3
 [[ $NAME =~ ^[A-Za-z0-9][A-Za-z0-9_.-]*$ ]] || die "NAME must match [A-Za-z0-9][A-Za-z0-9_.-]*"
 
 TIMEOUT=${AUTOBAHN_TIMEOUT:-600}
+PARALLELISM=${AUTOBAHN_PARALLELISM:-2}
+[[ $PARALLELISM =~ ^[1-9][0-9]*$ ]] || die "AUTOBAHN_PARALLELISM must be a positive integer, not '$PARALLELISM'"
 STARTUP_TIMEOUT=${AUTOBAHN_STARTUP_TIMEOUT:-30}
 REPORTS=${AUTOBAHN_REPORTS:-$HERE/reports/$MODE-$NAME}
 EXPECTED=${AUTOBAHN_EXPECTED-$HERE/expected/$MODE-$NAME.json}
@@ -150,7 +159,7 @@ free_port() {
     "$VENV/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-# Replace {addr} {port} {url} {agent} in the command under test.
+# Replace {addr} {port} {url} {agent} {parallelism} in the command under test.
 substitute() {
     CMD=()
     local a
@@ -159,6 +168,7 @@ substitute() {
         a=${a//\{port\}/$AUTOBAHN_PORT}
         a=${a//\{url\}/$AUTOBAHN_URL}
         a=${a//\{agent\}/$AUTOBAHN_AGENT}
+        a=${a//\{parallelism\}/$AUTOBAHN_PARALLELISM}
         CMD+=("$a")
     done
 }
@@ -182,7 +192,7 @@ EOF
 mkdir -p "$REPORTS"
 rm -f "$REPORTS"/index.json "$REPORTS"/index.html "$REPORTS"/*_case_*.json \
     "$REPORTS"/*_case_*.html "$REPORTS"/*.log
-export AUTOBAHN_HOST=$HOST AUTOBAHN_AGENT=$NAME
+export AUTOBAHN_HOST=$HOST AUTOBAHN_AGENT=$NAME AUTOBAHN_PARALLELISM=$PARALLELISM
 FAIL=0
 START=$SECONDS
 
@@ -209,10 +219,10 @@ if [[ $MODE == server ]]; then
         fi
         sleep 0.1
     done
-    log "server is up; running kosoku against $AUTOBAHN_URL (timeout ${TIMEOUT}s)"
+    log "server is up; running kosoku against $AUTOBAHN_URL ($PARALLELISM cases at a time, timeout ${TIMEOUT}s)"
 
     start_bg "$REPORTS/kosoku.log" \
-        timeout -k 10 "$TIMEOUT" "$KOSOKU" "$AUTOBAHN_URL" "${SELECT[@]}" -o "$REPORTS"
+        timeout -k 10 "$TIMEOUT" "$KOSOKU" "$AUTOBAHN_URL" -p "$PARALLELISM" "${SELECT[@]}" -o "$REPORTS"
     wait "$BG_PID" && rc=0 || rc=$?
     # kosoku exits 1 when a case FAILED; the validator gives the details.
     if ((rc == 124 || rc == 137)); then

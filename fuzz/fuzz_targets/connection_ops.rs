@@ -25,25 +25,132 @@
 //! * pair, honest wire: the receiver gets exactly the sender's messages in
 //!   order; the only protocol errors are size limits; after the run is
 //!   settled a completed closing handshake is clean on both ends.
+//! * permessage-deflate (when configured, negotiated in the handshake or
+//!   for open ends from `client_offer`/`server_accept`/
+//!   `client_check_response`): a client offers it exactly when configured
+//!   and a server's 101 answers with it exactly when the connection reports
+//!   it; RSV1 only on a message's first frame; every compressed message
+//!   inflates, within the sender's negotiated window and with a fresh
+//!   context when it promised no context takeover, to exactly what the API
+//!   accepted. `Compressed` feeds frames deflated by the harness (any
+//!   opcode and RSV bits, with or without trailer or a final block), up to
+//!   1 MiB of repetitive data: a decompression bomb against limits of a few
+//!   KiB. While such a frame is processed the heap grows by at most
+//!   128 KiB plus a few times the size limits and the frame (a counting
+//!   global allocator measures it): a message is never inflated past the
+//!   limit first.
 #![no_main]
 
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::VecDeque;
 use std::io::IoSlice;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use arbitrary::Arbitrary;
-use hookup_fuzz::{EventChecker, WireChecker};
+use hookup_fuzz::{EventChecker, SenderDeflate, WireChecker, deflate_payload};
+use hookup_proto::deflate::{client_check_response, client_offer, server_accept};
 use hookup_proto::frame::{FrameHeader, OpCode};
+use hookup_proto::http::header::SEC_WEBSOCKET_EXTENSIONS;
 use hookup_proto::http::{HeaderMap, StatusCode};
 use hookup_proto::{
-    Accept, ClientRequest, CloseCode, Config, Connection, Error, Event, HandshakeError, Message,
-    MessageKind, ProtocolError, Request, Role, State, UsageError,
+    Accept, ClientRequest, CloseCode, Config, Connection, DeflateConfig, DeflateParams, Error,
+    Event, HandshakeError, Message, MessageKind, ProtocolError, Request, Role, State, UsageError,
 };
 use libfuzzer_sys::fuzz_target;
 
 const KEY: [u8; 16] = *b"hookup-fuzz-key!";
 /// `Sec-WebSocket-Accept` for `KEY` (see handshake_response.rs).
 const ACCEPT: &str = "SiBfGkgld99OIGuQzm6EFQADWAA=";
+
+/// Heap bytes live now, and the most since the last `reset_peak`.
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+/// The system allocator, counting live bytes.
+struct Counting;
+
+impl Counting {
+    fn grow(n: usize) {
+        let live = LIVE.fetch_add(n, Ordering::Relaxed) + n;
+        PEAK.fetch_max(live, Ordering::Relaxed);
+    }
+}
+
+// SAFETY: every call is forwarded to `System` unchanged.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        let p = unsafe { System.alloc(l) };
+        if !p.is_null() {
+            Self::grow(l.size());
+        }
+        p
+    }
+    unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
+        let p = unsafe { System.alloc_zeroed(l) };
+        if !p.is_null() {
+            Self::grow(l.size());
+        }
+        p
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        unsafe { System.dealloc(p, l) };
+        LIVE.fetch_sub(l.size(), Ordering::Relaxed);
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
+        let q = unsafe { System.realloc(p, l, new) };
+        if !q.is_null() {
+            LIVE.fetch_sub(l.size(), Ordering::Relaxed);
+            Self::grow(new);
+        }
+        q
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+/// Starts a measurement: returns the live bytes now.
+fn reset_peak() -> usize {
+    let live = LIVE.load(Ordering::Relaxed);
+    PEAK.store(live, Ordering::Relaxed);
+    live
+}
+
+/// Largest plaintext of a `Compressed` operation: as a bomb, about 1 KiB
+/// compressed (well within the largest frame limit), far more than the
+/// memory a receiver may spend on it.
+const MAX_PLAIN: usize = 1 << 20;
+
+/// Fixed part of the heap growth allowed while a compressed frame is
+/// processed (the inflater's state and window, bookkeeping).
+const MEM_SLACK: usize = 128 << 10;
+
+/// (data, repetitions, level, finish) and the payload, for the last few
+/// `Compressed` operations: libFuzzer mostly mutates other parts of an
+/// input, and compressing a bomb is the slowest part of a run.
+type Deflated = ((Vec<u8>, usize, u32, bool), Vec<u8>);
+
+thread_local! {
+    static CACHE: std::cell::RefCell<VecDeque<Deflated>> =
+        const { std::cell::RefCell::new(VecDeque::new()) };
+}
+
+/// `data` repeated `times` times, deflated (see `deflate_payload`).
+fn deflated(data: &[u8], times: usize, level: u32, finish: bool) -> Vec<u8> {
+    CACHE.with_borrow_mut(|cache| {
+        let key = (data.to_vec(), times, level, finish);
+        if let Some((_, p)) = cache.iter().find(|(k, _)| *k == key) {
+            return p.clone();
+        }
+        let p = deflate_payload(&data.repeat(times), level, 15, finish);
+        if cache.len() == 8 {
+            cache.pop_front();
+        }
+        cache.push_back((key, p.clone()));
+        p
+    })
+}
 
 #[derive(Arbitrary, Debug)]
 enum Setup {
@@ -74,6 +181,20 @@ struct FuzzConfig {
     lazy_events: bool,
     /// Accept (or reject, for plain HTTP) requests as they arrive.
     auto_accept: bool,
+    /// permessage-deflate: offered (client) or accepted (server).
+    deflate: Option<FuzzDeflate>,
+}
+
+#[derive(Arbitrary, Debug)]
+struct FuzzDeflate {
+    threshold: u8,
+    /// % 10.
+    level: u8,
+    /// Window bits: 7 + v % 10 (out of range is clamped by the library).
+    local_bits: u8,
+    remote_bits: u8,
+    local_no_context_takeover: bool,
+    remote_no_context_takeover: bool,
 }
 
 #[derive(Arbitrary, Debug)]
@@ -90,9 +211,11 @@ enum Op {
         split: u8,
         payload: Vec<u8>,
     },
-    /// A valid upgrade request (server) or 101 response (client) into it.
+    /// A valid upgrade request (server) or 101 response (client) into it,
+    /// with this `Sec-WebSocket-Extensions` (the offer, or the answer).
     Handshake {
         protocol: bool,
+        extensions: Option<String>,
     },
     SendText(String),
     SendBinary(Vec<u8>),
@@ -139,6 +262,22 @@ enum Op {
         max: Option<u16>,
         corrupt: Option<(u16, u8)>,
     },
+    /// A data frame (`opcode % 3`: continuation, text, binary) whose payload
+    /// is `data` repeated `repeat + 1` times (at most `MAX_PLAIN` bytes),
+    /// deflated by the harness; RSV bits `rsv ^ 0b100` (so usually RSV1).
+    /// `finish`: end the deflate stream with a final block; `trailer`: keep
+    /// the sync-flush trailer that senders strip.
+    Compressed {
+        opcode: u8,
+        fin: bool,
+        rsv: u8,
+        level: u8,
+        finish: bool,
+        trailer: bool,
+        split: u8,
+        repeat: u16,
+        data: Vec<u8>,
+    },
 }
 
 #[derive(Arbitrary, Debug)]
@@ -178,7 +317,46 @@ fn config(f: &FuzzConfig, seed: u8) -> Config {
     c.close_timeout = Duration::from_millis(f.close_timeout_ms.into());
     c.zero_copy_threshold = usize::from(f.zero_copy);
     c.rng_seed = Some([seed; 32]);
+    c.deflate = f.deflate.as_ref().map(|d| {
+        let mut x = DeflateConfig::default();
+        x.threshold = usize::from(d.threshold);
+        x.level = u32::from(d.level % 10);
+        x.local_max_window_bits = 7 + d.local_bits % 10;
+        x.remote_max_window_bits = 7 + d.remote_bits % 10;
+        x.local_no_context_takeover = d.local_no_context_takeover;
+        x.remote_no_context_takeover = d.remote_no_context_takeover;
+        x
+    });
     c
+}
+
+/// The parameters an open end agreed on without a handshake with a peer
+/// of the harness: what its own configuration asks for.
+fn own_params(c: &Config) -> Option<DeflateParams> {
+    let d = c.deflate.as_ref()?;
+    let mut p = DeflateParams::default();
+    p.local_no_context_takeover = d.local_no_context_takeover;
+    p.remote_no_context_takeover = d.remote_no_context_takeover;
+    p.local_max_window_bits = d.local_max_window_bits.clamp(9, 15);
+    p.remote_max_window_bits = d.remote_max_window_bits.clamp(8, 15);
+    Some(p)
+}
+
+/// The negotiation an open pair skipped: the client's offer, the server's
+/// answer, and the client's check of it, which must accept it.
+fn pair_params(client: &Config, server: &Config) -> (Option<DeflateParams>, Option<DeflateParams>) {
+    let (Some(cc), Some(sc)) = (&client.deflate, &server.deflate) else {
+        return (None, None);
+    };
+    let mut offer = HeaderMap::new();
+    offer.insert(SEC_WEBSOCKET_EXTENSIONS, client_offer(cc));
+    let (sp, value) = server_accept(&offer, sc).expect("server refuses our client's offer");
+    let mut answer = HeaderMap::new();
+    answer.insert(SEC_WEBSOCKET_EXTENSIONS, value);
+    let cp = client_check_response(&answer, cc)
+        .expect("client refuses our server's answer")
+        .expect("client ignores our server's answer");
+    (Some(cp), Some(sp))
 }
 
 fn rank(s: State) -> u8 {
@@ -212,6 +390,8 @@ struct End {
     lazy_writes: bool,
     lazy_events: bool,
     auto_accept: bool,
+    /// Starts with an HTTP handshake (not open).
+    handshake: bool,
     events: EventChecker,
     wire: WireChecker,
     /// Transmitted bytes not yet delivered to the peer (pair).
@@ -254,6 +434,7 @@ impl End {
             lazy_writes: f.lazy_writes,
             lazy_events: f.lazy_events,
             auto_accept: f.auto_accept,
+            handshake,
             outbox: Vec::new(),
             expect_wire: VecDeque::new(),
             in_flight: VecDeque::new(),
@@ -376,7 +557,36 @@ impl End {
 
     fn sent(&mut self, out: &[u8]) {
         self.taken += out.len();
+        if self.wire.deflate().is_none()
+            && let Some(p) = self.conn.permessage_deflate()
+        {
+            assert!(
+                self.cfg.deflate.is_some(),
+                "deflate without a configuration"
+            );
+            self.wire.set_deflate(SenderDeflate {
+                window_bits: p.local_max_window_bits,
+                no_context_takeover: p.local_no_context_takeover,
+            });
+        }
         self.wire.feed(out);
+        if self.handshake && self.wire.in_frames() {
+            match self.role {
+                Role::Client => assert_eq!(
+                    self.wire.extensions.is_some(),
+                    self.cfg.deflate.is_some(),
+                    "client offer: {:?}",
+                    self.wire.extensions
+                ),
+                _ if self.wire.status == Some(101) => assert_eq!(
+                    self.wire.extensions.is_some(),
+                    self.conn.permessage_deflate().is_some(),
+                    "server answer: {:?}",
+                    self.wire.extensions
+                ),
+                _ => {}
+            }
+        }
         while let Some(m) = self.wire.messages.pop_front() {
             let expected = self.expect_wire.pop_front();
             assert_eq!(
@@ -519,7 +729,12 @@ impl Harness {
             ),
             Setup::OpenServer => (
                 vec![End::new(
-                    Connection::new_open(Role::Server, c0.clone(), now),
+                    Connection::new_open_with_deflate(
+                        Role::Server,
+                        c0.clone(),
+                        own_params(&c0),
+                        now,
+                    ),
                     c0,
                     f0,
                     false,
@@ -528,7 +743,12 @@ impl Harness {
             ),
             Setup::OpenClient => (
                 vec![End::new(
-                    Connection::new_open(Role::Client, c0.clone(), now),
+                    Connection::new_open_with_deflate(
+                        Role::Client,
+                        c0.clone(),
+                        own_params(&c0),
+                        now,
+                    ),
                     c0,
                     f0,
                     false,
@@ -547,23 +767,26 @@ impl Harness {
                 ],
                 true,
             ),
-            Setup::OpenPair => (
-                vec![
-                    End::new(
-                        Connection::new_open(Role::Client, c0.clone(), now),
-                        c0,
-                        f0,
-                        false,
-                    ),
-                    End::new(
-                        Connection::new_open(Role::Server, c1.clone(), now),
-                        c1,
-                        f1,
-                        false,
-                    ),
-                ],
-                true,
-            ),
+            Setup::OpenPair => {
+                let (p0, p1) = pair_params(&c0, &c1);
+                (
+                    vec![
+                        End::new(
+                            Connection::new_open_with_deflate(Role::Client, c0.clone(), p0, now),
+                            c0,
+                            f0,
+                            false,
+                        ),
+                        End::new(
+                            Connection::new_open_with_deflate(Role::Server, c1.clone(), p1, now),
+                            c1,
+                            f1,
+                            false,
+                        ),
+                    ],
+                    true,
+                )
+            }
         };
         let mut h = Self {
             now,
@@ -612,6 +835,9 @@ impl Harness {
         let j = if self.pair { usize::from(step.side) } else { 0 };
         let now = self.now;
         let e = &mut self.ends[j];
+        // (live bytes before, allowed growth) while a compressed frame is
+        // processed.
+        let mut mem_check = None;
         match step.op {
             Op::Input(data) => {
                 if e.input(now, &data) {
@@ -665,11 +891,68 @@ impl Harness {
                     e.input(now, &bytes[cut..]);
                 }
             }
-            Op::Handshake { protocol } => {
+            Op::Compressed {
+                opcode,
+                fin,
+                rsv,
+                level,
+                finish,
+                trailer,
+                split,
+                repeat,
+                data,
+            } => {
+                let opcode =
+                    [OpCode::Continuation, OpCode::Text, OpCode::Binary][usize::from(opcode % 3)];
+                let times = if data.is_empty() {
+                    1
+                } else {
+                    (usize::from(repeat) + 1).min(MAX_PLAIN / data.len()).max(1)
+                };
+                let mut payload = deflated(&data, times, u32::from(level % 10), finish);
+                if trailer && !finish {
+                    payload.extend_from_slice(&hookup_fuzz::TRAILER);
+                }
+                let masked = e.role == Role::Server;
+                let key = [split, rsv, 0xC3, level];
+                let header = FrameHeader {
+                    fin,
+                    rsv: (rsv ^ 0b100) & 7,
+                    opcode,
+                    mask: masked.then_some(key),
+                    payload_len: payload.len() as u64,
+                };
+                let mut bytes = Vec::new();
+                header.encode(&mut bytes);
+                let start = bytes.len();
+                bytes.extend_from_slice(&payload);
+                drop(payload);
+                if masked {
+                    hookup_proto::mask::apply_mask(&mut bytes[start..], key, 0);
+                }
+                let cut = usize::from(split) % (bytes.len() + 1);
+                let allowed = MEM_SLACK
+                    + 4 * (e.cfg.max_message_size + e.cfg.max_frame_size)
+                    + 4 * bytes.len();
+                mem_check = Some((reset_peak(), allowed));
+                if e.input(now, &bytes[..cut]) {
+                    e.tainted_input = true;
+                    self.tainted = true;
+                    e.input(now, &bytes[cut..]);
+                }
+            }
+            Op::Handshake {
+                protocol,
+                extensions,
+            } => {
+                let ext = extensions.filter(|x| !x.contains(['\r', '\n']));
                 let bytes = match e.role {
                     Role::Server => {
-                        let c =
-                            Connection::client(&client_request(protocol), Config::default(), now);
+                        let mut r = client_request(protocol);
+                        if let Some(x) = &ext {
+                            r = r.clone().header("Sec-WebSocket-Extensions", x).unwrap_or(r);
+                        }
+                        let c = Connection::client(&r, Config::default(), now);
                         let mut out = Vec::new();
                         let mut c = c;
                         c.poll_transmit(&mut out);
@@ -682,6 +965,9 @@ impl Harness {
                         );
                         if protocol {
                             s.push_str("Sec-WebSocket-Protocol: superchat\r\n");
+                        }
+                        if let Some(x) = &ext {
+                            s.push_str(&format!("Sec-WebSocket-Extensions: {x}\r\n"));
                         }
                         s.push_str("\r\n");
                         s.into_bytes()
@@ -854,6 +1140,13 @@ impl Harness {
         }
         for k in 0..self.ends.len() {
             self.after(k);
+        }
+        if let Some((before, allowed)) = mem_check {
+            let grown = PEAK.load(Ordering::Relaxed).saturating_sub(before);
+            assert!(
+                grown <= allowed,
+                "heap grew by {grown} bytes (allowed {allowed}) for one compressed frame"
+            );
         }
     }
 

@@ -142,7 +142,7 @@ RESPONSES = {
 OPS = [
     "Input", "Frame", "Handshake", "SendText", "SendBinary", "Send", "SendFragment",
     "Ping", "Pong", "Close", "Sleep", "Advance", "TimeoutNow", "Eof", "Accept",
-    "Reject", "Write", "Flush", "PollEvents", "Deliver",
+    "Reject", "Write", "Flush", "PollEvents", "Deliver", "Compressed",
 ]
 SETUPS = ["Server", "Client", "OpenServer", "OpenClient", "Pair", "OpenPair"]
 
@@ -162,13 +162,23 @@ def vec_u8(data):
 
 
 def fuzz_config(close_timeout_ms=1000, lazy_events=False, lazy_writes=False,
-                auto_accept=True, handshake_timeout_ms=None):
-    """Zero limit fields give usable limits (see `limit()` in the target)."""
-    out = u16(0) * 4 + b"\x01\x00"  # limits; auto_pong on, stream_fragments off
+                auto_accept=True, handshake_timeout_ms=None, deflate=None, max_frame=0,
+                max_message=0):
+    """Zero limit fields give usable limits (see `limit()` in the target):
+    frames up to 64 + max_frame bytes, messages up to 128 + max_message."""
+    out = u16(max_frame) + u16(max_message) + u16(0) * 2 + b"\x01\x00"  # limits; auto_pong on
     out += b"\x00" if handshake_timeout_ms is None else b"\x01" + u16(handshake_timeout_ms)
     out += u16(close_timeout_ms) + b"\x00"  # zero_copy
     out += bytes([int(lazy_writes), int(lazy_events), int(auto_accept)])
+    out += b"\x00" if deflate is None else b"\x01" + deflate
     return out
+
+
+def fuzz_deflate(threshold=0, level=1, local_bits=15, remote_bits=15,
+                 local_no_context_takeover=False, remote_no_context_takeover=False):
+    """A `FuzzDeflate` (window bits are encoded as 7 + v % 10)."""
+    return bytes([threshold, level, local_bits - 7, remote_bits - 7,
+                  int(local_no_context_takeover), int(remote_no_context_takeover)])
 
 
 class Ops:
@@ -190,6 +200,16 @@ class Ops:
 
     def frame(self, opcode, payload=b"", fin=True, flags=0, split=0, side=False):
         return self.op("Frame", bytes([opcode, int(fin), flags, split]) + vec_u8(payload), side)
+
+    def handshake(self, protocol=False, extensions=None, side=False):
+        ext = b"\x00" if extensions is None else b"\x01" + self.string(extensions)
+        return self.op("Handshake", bytes([int(protocol)]) + ext, side)
+
+    def compressed(self, opcode, data, fin=True, rsv=0, level=1, finish=False,
+                   trailer=False, split=0, repeat=0, side=False):
+        """`rsv` is XOR-ed with RSV1: 0 sends RSV1 alone."""
+        fields = bytes([opcode, int(fin), rsv, level, int(finish), int(trailer), split])
+        return self.op("Compressed", fields + u16(repeat) + vec_u8(data), side)
 
     def build(self, setup, configs):
         data = tag(SETUPS.index(setup), len(SETUPS)) + configs[0] + configs[1] + self.front
@@ -232,14 +252,14 @@ def connection_ops_seeds():
 
     # A server fed a valid request, accepting with a subprotocol, then frames.
     o = Ops()
-    o.op("Handshake", b"\x01").op("PollEvents").op("Accept", b"\x01")
+    o.handshake(protocol=True).op("PollEvents").op("Accept", b"\x01")
     o.frame(TEXT, b"hi").frame(PING, b"p").frame(BINARY, b"\x00" * 40, split=7)
     o.frame(CLOSE, b"\x03\xe8")
     seeds["server_handshake_frames_close"] = o.build("Server", [fuzz_config(auto_accept=False), cfg])
 
     # A client fed a valid 101, then a protocol error (RSV bits).
     o = Ops()
-    o.op("Handshake", b"\x01").frame(TEXT, b"hi").frame(TEXT, b"x", flags=0x72)
+    o.handshake(protocol=True).frame(TEXT, b"hi").frame(TEXT, b"x", flags=0x72)
     seeds["client_handshake_then_rsv"] = o.build("Client", [cfg, cfg])
 
     # Handshake timeout on a server that saw half a request.
@@ -256,6 +276,106 @@ def connection_ops_seeds():
     o.op("Advance", u16(2000)).op("PollEvents").op("Eof")
     seeds["deferred_close_then_close_timeout"] = o.build(
         "OpenClient", [fuzz_config(lazy_events=True), cfg])
+
+    # permessage-deflate. Compressed opcodes index [Continuation, Text, Binary].
+    C_CONT, C_TEXT, C_BINARY = 0, 1, 2
+    pmd = fuzz_config(deflate=fuzz_deflate())
+
+    # An honest pair negotiating deflate (a 9-bit client window, the server
+    # resets its context): messages both ways, a compressed fragmented
+    # message, then a close.
+    o = Ops()
+    o.op("Deliver", deliver).op("Deliver", deliver, side=True)
+    o.op("SendText", o.string("hello hello hello hello"))
+    o.op("SendText", o.string("hello hello"))
+    o.op("SendBinary", vec_u8(b"\x00" * 12), side=True)
+    o.op("SendFragment", bytes([1]) + vec_u8(b"abcabc") + bytes([0]))
+    o.op("SendFragment", bytes([1]) + vec_u8(b"abc") + bytes([1]))
+    o.op("Close", u16(0) + o.string(""))
+    o.op("Deliver", deliver).op("Deliver", deliver, side=True)
+    o.op("Deliver", deliver).op("Deliver", deliver, side=True)
+    seeds["deflate_pair_messages_and_close"] = o.build("Pair", [
+        fuzz_config(deflate=fuzz_deflate(local_bits=9)),
+        fuzz_config(deflate=fuzz_deflate(level=6, local_no_context_takeover=True))])
+
+    # An open pair with deflate: context takeover, partial deliveries.
+    o = Ops()
+    for side in (False, True):
+        o.op("SendText", o.string("abcdefgh" * 4), side=side)
+        o.op("SendText", o.string("abcdefgh" * 4), side=side)
+        o.op("Deliver", b"\x01" + u16(5) + NONE, side=side).op("Deliver", deliver, side=side)
+    seeds["deflate_open_pair"] = o.build("OpenPair", [pmd, pmd])
+
+    # A client offering deflate, a 101 accepting it, then a decompression
+    # bomb (1 MiB of zeros in about 1 KiB: compressed, it fits the limits of
+    # about 4 KiB).
+    o = Ops()
+    o.handshake(extensions="permessage-deflate; client_max_window_bits=10")
+    o.compressed(C_TEXT, b"ok ok ok")
+    o.compressed(C_BINARY, b"\x00" * 16, repeat=0xFFFF, level=9, split=3)
+    seeds["deflate_client_bomb"] = o.build(
+        "Client", [fuzz_config(deflate=fuzz_deflate(), max_frame=0x0FFF, max_message=0x0FFF), cfg])
+
+    # A server accepting an offer, then compressed frames: a fragmented
+    # message (compressed continuation), a message ended by a final block,
+    # one with the trailer left in, and RSV1 on a continuation (an error).
+    # (The server accepts as the request arrives.)
+    o = Ops()
+    o.handshake(extensions="x-other, permessage-deflate; server_no_context_takeover")
+    o.compressed(C_BINARY, b"final", finish=True)
+    o.compressed(C_TEXT, b"trailer", trailer=True, split=5)
+    o.compressed(C_TEXT, b"part 1 ", fin=False)
+    o.compressed(C_CONT, b"part 2", rsv=0b100)
+    seeds["deflate_server_frames"] = o.build("Server", [pmd, cfg])
+    return seeds
+
+
+# ---------------------------------------------------------------- deflate_negotiation
+#
+# `[c0, c1, c2, c3, value...]`: server config (c0 = window bits 7 + nibble %
+# 10, low nibble ours, high nibble the peer's; c1 = no-context-takeover
+# flags: 1 ours, 2 the peer's), client config (c2, c3), then header values
+# separated by `\n`.
+
+def bits(local, remote):
+    return (local - 7) | ((remote - 7) << 4)
+
+
+DEFAULT = bytes([bits(15, 15), 0])
+EXTENSIONS = {
+    "plain": (DEFAULT, DEFAULT, b"permessage-deflate"),
+    "client_max_window_bits_hint": (DEFAULT, DEFAULT,
+                                    b"permessage-deflate; client_max_window_bits"),
+    # RFC 7692 section 7.1.3's example: two offers, the first one preferred.
+    "two_offers": (DEFAULT, DEFAULT,
+                   b"permessage-deflate; client_max_window_bits=10, permessage-deflate"),
+    # What Autobahn's 13.x clients offer.
+    "autobahn_13": (bytes([bits(9, 15), 1]), bytes([bits(15, 15), 1]),
+                    b"permessage-deflate; client_no_context_takeover; client_max_window_bits"),
+    "server_window_8": (bytes([bits(12, 9), 2]), DEFAULT,
+                        b"permessage-deflate; server_max_window_bits=8"),
+    "quoted": (DEFAULT, bytes([bits(15, 10), 2]),
+               b'permessage-deflate; client_max_window_bits="10"; server_no_context_takeover'),
+    "repeated_param": (DEFAULT, DEFAULT,
+                       b"permessage-deflate; server_no_context_takeover; server_no_context_takeover"),
+    "bad_values": (DEFAULT, DEFAULT,
+                   b"permessage-deflate; server_max_window_bits=08, "
+                   b"permessage-deflate; client_max_window_bits=16, x-foo; a=\"b,c\""),
+    "two_lines": (DEFAULT, bytes([bits(10, 15), 3]),
+                  b"x-webkit-deflate-frame\nPERMESSAGE-DEFLATE ; server_max_window_bits = 11"),
+    "unknown_param": (DEFAULT, DEFAULT, b"permessage-deflate; foo, permessage-deflate;"),
+}
+
+
+def legacy_envelope_seeds():
+    """The legacy jsonProtocol vectors, one per seed, and all in one."""
+    import json
+    path = os.path.join(HERE, "..", "..", "hookup-proto", "tests", "vectors", "legacy.json")
+    with open(path, encoding="utf-8") as f:
+        doc = json.load(f)
+    cases = doc["valid"] + doc["invalid"]
+    seeds = {"%02d" % i: c["input"].encode() for i, c in enumerate(cases)}
+    seeds["all_lines"] = "\n".join(c["input"].replace("\n", " ") for c in cases).encode()
     return seeds
 
 
@@ -277,6 +397,10 @@ def main():
         write("handshake_response", name, bytes([ctl]) + rest)
     for name, data in sorted(connection_ops_seeds().items()):
         write("connection_ops", name, data)
+    for name, (server, client, value) in sorted(EXTENSIONS.items()):
+        write("deflate_negotiation", name, server + client + value)
+    for name, data in sorted(legacy_envelope_seeds().items()):
+        write("legacy_envelope", name, data)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,12 @@
 //!   then frames) and panics on anything a peer could reject: malformed or
 //!   non-canonical headers, wrong masking for the role, RSV bits, bad
 //!   fragmentation, invalid UTF-8 in a text message, a bad close payload, or
-//!   any byte after a close frame or after an HTTP error response.
+//!   any byte after a close frame or after an HTTP error response. Once told
+//!   that permessage-deflate was negotiated ([`WireChecker::set_deflate`]),
+//!   it accepts RSV1 on a message's first frame only and inflates compressed
+//!   messages with the sender's negotiated window (so a back-reference past
+//!   the window, a missing reset without context takeover, or data that
+//!   does not decompress exactly, fails).
 //! * [`EventChecker`] checks the order and shape of events: `Closed` at most
 //!   once and last, `Connected` once and before any data, sizes within the
 //!   configured limits, streamed fragments that form a valid message.
@@ -12,6 +17,8 @@
 
 use std::collections::VecDeque;
 use std::time::Duration;
+
+use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 
 use hookup_proto::frame::{FrameHeader, OpCode};
 use hookup_proto::{CloseFrame, Closed, Config, Event, Fragment, Message, MessageKind, Role};
@@ -87,6 +94,114 @@ enum Phase {
     Done,
 }
 
+/// The sync-flush tail that permessage-deflate strips from every message.
+pub const TRAILER: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
+
+/// What the sender agreed to in the permessage-deflate handshake.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SenderDeflate {
+    /// The sender's LZ77 window (8–15; with 8 it may not compress at all).
+    pub window_bits: u8,
+    /// The sender resets its compressor after every message.
+    pub no_context_takeover: bool,
+}
+
+/// Inflates one direction of a permessage-deflate connection.
+struct Inflater {
+    params: SenderDeflate,
+    d: Option<Decompress>,
+}
+
+impl std::fmt::Debug for Inflater {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inflater")
+            .field("params", &self.params)
+            .finish()
+    }
+}
+
+impl Inflater {
+    /// Inflates one whole message (its frames' payloads concatenated).
+    fn message(&mut self, compressed: &[u8]) -> Vec<u8> {
+        let bits = self.params.window_bits;
+        assert!(bits >= 9, "compressed with an 8-bit window");
+        // A sender that resets its compressor must not refer to earlier
+        // messages: inflate each message on its own to check that.
+        if self.params.no_context_takeover {
+            self.d = None;
+        }
+        let d = self
+            .d
+            .get_or_insert_with(|| Decompress::new_with_window_bits(false, bits));
+        let mut input = compressed.to_vec();
+        input.extend_from_slice(&TRAILER);
+        let mut out = Vec::new();
+        // zlib accepts a distance back into the output of the current call
+        // whatever the window: small output chunks make the window check
+        // nearly exact (a distance may pass the window by under CHUNK bytes;
+        // a compressor's window limit is far coarser than that).
+        const CHUNK: usize = 32;
+        let mut chunk = Vec::with_capacity(CHUNK);
+        let mut rest = &input[..];
+        loop {
+            chunk.clear();
+            let i0 = d.total_in();
+            let status = d
+                .decompress_vec(rest, &mut chunk, FlushDecompress::Sync)
+                .unwrap_or_else(|e| panic!("transmitted invalid deflate data: {e}"));
+            let consumed = (d.total_in() - i0) as usize;
+            rest = &rest[consumed..];
+            out.extend_from_slice(&chunk);
+            if status == Status::StreamEnd {
+                // BFINAL ended the stream (allowed): the next one is new.
+                self.d = None;
+                break;
+            }
+            if rest.is_empty() && chunk.len() < CHUNK {
+                break;
+            }
+            assert!(
+                consumed > 0 || !chunk.is_empty(),
+                "inflate made no progress"
+            );
+        }
+        out
+    }
+}
+
+/// Compresses `data` as a peer would for one permessage-deflate frame: a raw
+/// deflate stream of its own (no references to earlier frames), sync-flushed
+/// with the trailer removed, or (`finish`) ended by a final block.
+pub fn deflate_payload(data: &[u8], level: u32, window_bits: u8, finish: bool) -> Vec<u8> {
+    let mut c = Compress::new_with_window_bits(
+        Compression::new(level.min(9)),
+        false,
+        window_bits.clamp(9, 15),
+    );
+    let mut out = Vec::with_capacity(data.len() / 2 + 64);
+    let flush = if finish {
+        FlushCompress::Finish
+    } else {
+        FlushCompress::Sync
+    };
+    let mut rest = data;
+    loop {
+        if out.capacity() - out.len() < 64 {
+            out.reserve(out.capacity().max(4096));
+        }
+        let i0 = c.total_in();
+        let status = c.compress_vec(rest, &mut out, flush).expect("deflate");
+        rest = &rest[(c.total_in() - i0) as usize..];
+        if status == Status::StreamEnd || (rest.is_empty() && out.len() < out.capacity()) {
+            break;
+        }
+    }
+    if !finish && out.ends_with(&TRAILER) {
+        out.truncate(out.len() - TRAILER.len());
+    }
+    out
+}
+
 /// Re-parses a connection's transmit stream; panics on any violation.
 #[derive(Debug)]
 pub struct WireChecker {
@@ -96,6 +211,13 @@ pub struct WireChecker {
     /// Kind of the fragmented message in progress.
     frag: Option<MessageKind>,
     msg: Vec<u8>,
+    /// Whether the message in progress is compressed (RSV1 on its first frame).
+    compressed: bool,
+    /// Set once permessage-deflate is known to be negotiated.
+    inflater: Option<Inflater>,
+    /// The `Sec-WebSocket-Extensions` values of the head, comma-joined
+    /// (`None` if it had none).
+    pub extensions: Option<String>,
     /// Whether a close frame was sent (nothing may follow it).
     pub close_sent: bool,
     /// The HTTP status of the response head, for a server.
@@ -125,6 +247,9 @@ impl WireChecker {
             buf: Vec::new(),
             frag: None,
             msg: Vec::new(),
+            compressed: false,
+            inflater: None,
+            extensions: None,
             close_sent: false,
             status: None,
             messages: VecDeque::new(),
@@ -138,6 +263,27 @@ impl WireChecker {
     /// body or frame), as it must after a full `poll_transmit`.
     pub fn at_boundary(&self) -> bool {
         self.buf.is_empty() && !matches!(self.phase, Phase::HttpBody(n) if n > 0)
+    }
+
+    /// Declares permessage-deflate negotiated, with the sender's side of the
+    /// agreement; from now on RSV1 marks a compressed message. Frames must
+    /// not have been sent yet with a different setting.
+    pub fn set_deflate(&mut self, params: SenderDeflate) {
+        match &self.inflater {
+            Some(i) => assert_eq!(i.params, params, "deflate parameters changed"),
+            None => {
+                assert!(
+                    self.frame_count == 0,
+                    "deflate negotiated after frames were sent"
+                );
+                self.inflater = Some(Inflater { params, d: None });
+            }
+        }
+    }
+
+    /// Whether permessage-deflate has been declared (see [`set_deflate`](Self::set_deflate)).
+    pub fn deflate(&self) -> Option<SenderDeflate> {
+        self.inflater.as_ref().map(|i| i.params)
     }
 
     /// Whether the head has been seen and frames follow.
@@ -164,6 +310,7 @@ impl WireChecker {
                                 .filter(|h| h.name.eq_ignore_ascii_case("sec-websocket-key"))
                                 .count();
                             assert_eq!(key, 1, "exactly one Sec-WebSocket-Key");
+                            self.extensions = extensions(req.headers);
                             self.buf.drain(..n);
                             self.phase = Phase::Frames;
                         }
@@ -180,6 +327,7 @@ impl WireChecker {
                             let code = resp.code.expect("status code");
                             self.status = Some(code);
                             if code == 101 {
+                                self.extensions = extensions(resp.headers);
                                 assert!(has_header_token(resp.headers, "upgrade", "websocket"));
                                 assert!(has_header_token(resp.headers, "connection", "upgrade"));
                                 self.phase = Phase::Frames;
@@ -239,7 +387,16 @@ impl WireChecker {
             !self.close_sent,
             "frame {h:?} transmitted after a close frame"
         );
-        assert_eq!(h.rsv, 0, "RSV bits set without an extension");
+        let first_data = matches!(h.opcode, OpCode::Text | OpCode::Binary);
+        match (h.rsv, &self.inflater) {
+            (0, _) => {}
+            (0b100, Some(i)) if first_data => assert!(
+                i.params.window_bits >= 9,
+                "compressed a message with an 8-bit window"
+            ),
+            (rsv, Some(_)) => panic!("RSV bits {rsv:#05b} on a {:?} frame", h.opcode),
+            (rsv, None) => panic!("RSV bits {rsv:#05b} set without an extension"),
+        }
         match self.role {
             Role::Client => assert!(h.mask.is_some(), "client frame not masked"),
             _ => assert!(h.mask.is_none(), "server frame masked"),
@@ -267,6 +424,7 @@ impl WireChecker {
                 };
                 self.msg.clear();
                 self.msg.extend_from_slice(&payload);
+                self.compressed = h.rsv != 0;
                 if h.fin {
                     self.complete(kind);
                 } else {
@@ -297,7 +455,10 @@ impl WireChecker {
     }
 
     fn complete(&mut self, kind: MessageKind) {
-        let data = std::mem::take(&mut self.msg);
+        let mut data = std::mem::take(&mut self.msg);
+        if std::mem::take(&mut self.compressed) {
+            data = self.inflater.as_mut().expect("RSV1 checked").message(&data);
+        }
         let m = match kind {
             MessageKind::Text => Message::text(
                 String::from_utf8(data).expect("transmitted a text message that is not UTF-8"),
@@ -317,6 +478,15 @@ fn has_header_token(headers: &[httparse::Header<'_>], name: &str, token: &str) -
                 .split(|&b| b == b',')
                 .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
         })
+}
+
+fn extensions(headers: &[httparse::Header<'_>]) -> Option<String> {
+    let values: Vec<_> = headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("sec-websocket-extensions"))
+        .map(|h| String::from_utf8_lossy(h.value).into_owned())
+        .collect();
+    (!values.is_empty()).then(|| values.join(", "))
 }
 
 fn content_length(headers: &[httparse::Header<'_>]) -> Option<usize> {
