@@ -74,8 +74,10 @@ where
         let mut session = Session::client(request, session_config, R::now());
         let mut journal = None;
         let mut jmap = HashMap::new();
+        let mut received = 0;
         if let Some(path) = &config.journal {
-            let mut j = JournalFile::<R>::open(path, config.fsync)?;
+            let mut j = JournalFile::open(path, config.fsync)?;
+            let mut requeued_all = true;
             for (jid, msg) in j
                 .journal
                 .live()
@@ -89,8 +91,25 @@ where
                     Err(e) => {
                         tracing::warn!("journal: message {jid} not requeued: {e}");
                         j.done(jid)?;
+                        requeued_all = false;
                     }
                 }
+            }
+            // Resume the earlier process's session: the server, if it still
+            // has it, then knows what arrived of the requeued messages (and
+            // drops repeats), and replays what this client did not receive.
+            // A message left out would leave a hole in its numbering: start
+            // a new session then.
+            let sid = j.journal.session_id().to_vec();
+            if !sid.is_empty() && requeued_all {
+                received = j.journal.received_count();
+                session.restore(&sid, j.journal.acked_count(), received);
+                tracing::info!(
+                    "journal: resuming the session of an earlier run ({} acknowledged, {received} received)",
+                    j.journal.acked_count()
+                );
+            } else if !sid.is_empty() {
+                j.session(b"")?;
             }
             if !jmap.is_empty() {
                 tracing::info!(
@@ -117,6 +136,9 @@ where
             released: 0,
             journal,
             jmap,
+            received,
+            received_dirty: false,
+            sync_timer: None,
             client: config.client,
             done: Some(done_tx),
             gave_up: false,
@@ -220,8 +242,13 @@ struct ClientDriver<R: Net> {
     backlog: VecDeque<ReliableEvent>,
     capacity: usize,
     pending: HashMap<MessageId, oneshot::Sender<Outcome>>,
-    journal: Option<JournalFile<R>>,
+    journal: Option<JournalFile>,
+    /// The journal's interval fsync.
+    sync_timer: Option<R::Sleep>,
     jmap: HashMap<MessageId, u64>,
+    /// Messages of the current session taken from it (to the journal).
+    received: u64,
+    received_dirty: bool,
     /// Messages taken into the session (sends and journal requeues), and
     /// how many of them the server acknowledged.
     accepted: usize,
@@ -238,6 +265,15 @@ where
     fn journal_done(&mut self, id: MessageId) {
         if let (Some(j), Some(jid)) = (&mut self.journal, self.jmap.remove(&id))
             && let Err(e) = j.done(jid)
+        {
+            tracing::error!("journal: {e}");
+        }
+    }
+
+    /// Runs `f` on the journal, if there is one, logging its error.
+    fn journal(&mut self, f: impl FnOnce(&mut JournalFile) -> std::io::Result<()>) {
+        if let Some(j) = &mut self.journal
+            && let Err(e) = f(j)
         {
             tracing::error!("journal: {e}");
         }
@@ -281,10 +317,20 @@ where
             }
             SessionEvent::Released(id) => {
                 self.released += 1;
-                self.journal_done(id);
+                let jid = self.jmap.remove(&id);
+                self.journal(|j| j.acked(jid));
                 return;
             }
-            SessionEvent::Connected { resumed, .. } => ReliableEvent::Connected { resumed },
+            SessionEvent::Connected { resumed, session } => {
+                if !resumed {
+                    // A new session: every unacknowledged message is
+                    // numbered afresh, nothing received yet.
+                    self.received = 0;
+                    self.received_dirty = false;
+                    self.journal(|j| j.session(&session));
+                }
+                ReliableEvent::Connected { resumed }
+            }
             SessionEvent::Reconnecting { attempt, delay } => {
                 ReliableEvent::Reconnecting { attempt, delay }
             }
@@ -293,9 +339,20 @@ where
             }
             SessionEvent::GaveUp => {
                 self.gave_up = true;
+                // Messages were dropped unacknowledged: the journal no
+                // longer matches the session, which is not resumed.
+                self.journal(|j| j.session(b""));
                 ReliableEvent::GaveUp
             }
-            SessionEvent::Message(m) => ReliableEvent::Message(m.into()),
+            SessionEvent::Closed => {
+                self.journal(|j| j.session(b""));
+                return;
+            }
+            SessionEvent::Message(m) => {
+                self.received += 1;
+                self.received_dirty = true;
+                ReliableEvent::Message(m.into())
+            }
             SessionEvent::Rtt(r) => ReliableEvent::Rtt(r),
             SessionEvent::Error(e) => ReliableEvent::Error(e.to_string()),
             _ => return,
@@ -323,6 +380,14 @@ where
         while let Some(ev) = self.session.poll_event() {
             progress = true;
             self.on_event(ev);
+        }
+        if std::mem::take(&mut self.received_dirty) {
+            // In the file before anything more is written to the socket:
+            // the ACK for these messages must not be ahead of the journal
+            // (a restarted client would tell the server it received less
+            // than it acknowledged).
+            let n = self.received;
+            self.journal(|j| j.received(n));
         }
         while !self.backlog.is_empty() {
             match self.events.poll_ready(cx) {
@@ -413,7 +478,7 @@ where
             progress = true;
         }
         if let Some(j) = &mut self.journal
-            && let Err(e) = j.poll_sync(cx)
+            && let Err(e) = j.poll_sync::<R>(&mut self.sync_timer, cx)
         {
             tracing::error!("journal: {e}");
         }

@@ -1,5 +1,6 @@
-//! The client's journal file: blocking `std::fs` I/O (small appends), with
-//! the interval fsync timed on the runtime's clock.
+//! Journal files (a client's, or one per server session): blocking
+//! `std::fs` I/O (small appends), with the interval fsync timed on the
+//! runtime's clock. The format is `hookup_proto::reliable::Journal`'s.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Seek as _, Write as _};
@@ -11,18 +12,27 @@ use hookup_proto::reliable::Journal;
 use super::Fsync;
 use crate::{Message, Runtime};
 
-/// The journal file and its encoder.
-pub(super) struct JournalFile<R: Runtime> {
+/// A journal file and its encoder. The interval fsync's timer belongs to
+/// its user (see [`JournalFile::poll_sync`]), so that a file can be kept
+/// without a runtime type (a server's parked sessions).
+pub(super) struct JournalFile {
     path: PathBuf,
     file: File,
     pub(super) journal: Journal,
     fsync: Fsync,
     dirty: bool,
     buf: Vec<u8>,
-    sync_timer: Option<R::Sleep>,
 }
 
-impl<R: Runtime> JournalFile<R> {
+impl std::fmt::Debug for JournalFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JournalFile")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl JournalFile {
     pub(super) fn open(path: &Path, fsync: Fsync) -> io::Result<Self> {
         let data = match std::fs::read(path) {
             Ok(d) => d,
@@ -54,15 +64,20 @@ impl<R: Runtime> JournalFile<R> {
         }
         file.seek(io::SeekFrom::End(0))?;
         file.sync_data()?;
-        Ok(Self {
+        let mut this = Self {
             path: path.to_owned(),
             file,
             journal: recovery.journal,
             fsync,
             dirty: false,
             buf: Vec::new(),
-            sync_timer: None,
-        })
+        };
+        if this.journal.needs_upgrade() {
+            // A version 1 file: rewritten as version 2 before any record
+            // of the new kinds is appended.
+            this.compact()?;
+        }
+        Ok(this)
     }
 
     fn append(&mut self) -> io::Result<()> {
@@ -93,6 +108,30 @@ impl<R: Runtime> JournalFile<R> {
         self.append()
     }
 
+    /// A new session (an empty id: none).
+    pub(super) fn session(&mut self, id: &[u8]) -> io::Result<()> {
+        self.journal.session(id, &mut self.buf);
+        self.append()
+    }
+
+    /// The peer acknowledged the oldest message (journal id, if journaled).
+    pub(super) fn acked(&mut self, id: Option<u64>) -> io::Result<()> {
+        self.journal.acked(id, &mut self.buf);
+        self.append()
+    }
+
+    /// Messages received in this session.
+    pub(super) fn received(&mut self, count: u64) -> io::Result<()> {
+        self.journal.received(count, &mut self.buf);
+        self.append()
+    }
+
+    /// Deletes the file (its session is gone for good).
+    pub(super) fn remove(self) -> io::Result<()> {
+        drop(self.file);
+        std::fs::remove_file(&self.path)
+    }
+
     /// Rewrites the file with only the live records (write, sync, rename).
     fn compact(&mut self) -> io::Result<()> {
         let mut snap = Vec::new();
@@ -110,20 +149,22 @@ impl<R: Runtime> JournalFile<R> {
         Ok(())
     }
 
-    /// Syncs when the interval policy says so.
-    pub(super) fn poll_sync(&mut self, cx: &mut Context<'_>) -> io::Result<()> {
+    /// Syncs when the interval policy says so; `timer` is the caller's.
+    pub(super) fn poll_sync<R: Runtime>(
+        &mut self,
+        timer: &mut Option<R::Sleep>,
+        cx: &mut Context<'_>,
+    ) -> io::Result<()> {
         let Fsync::Interval(every) = self.fsync else {
             return Ok(());
         };
         if !self.dirty {
-            self.sync_timer = None;
+            *timer = None;
             return Ok(());
         }
-        let t = self
-            .sync_timer
-            .get_or_insert_with(|| R::sleep_until(R::now() + every));
+        let t = timer.get_or_insert_with(|| R::sleep_until(R::now() + every));
         if R::poll_sleep(t, cx).is_ready() {
-            self.sync_timer = None;
+            *timer = None;
             self.dirty = false;
             self.file.sync_data()?;
         }
@@ -132,6 +173,7 @@ impl<R: Runtime> JournalFile<R> {
 
     /// Flushes to disk (at the end of the session).
     pub(super) fn sync(&mut self) -> io::Result<()> {
+        self.dirty = false;
         self.file.sync_data()
     }
 }

@@ -27,6 +27,7 @@
 mod client;
 mod journal;
 mod peer;
+mod server_journal;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -68,9 +69,12 @@ pub struct ReliableConfig {
     pub session: SessionConfig,
     /// Transport settings (connect timeout, TLS).
     pub client: ClientConfig,
-    /// A journal file that keeps unacknowledged messages across process
-    /// crashes; they are sent again after a restart. Written with blocking
-    /// `std::fs` calls (small appends) from the client's task.
+    /// A journal file that keeps unacknowledged messages and the session
+    /// (its id, what the server acknowledged, what the client took) across
+    /// process crashes: after a restart the client resumes that session and
+    /// sends the messages again; the server drops what it already had.
+    /// Written with blocking `std::fs` calls (small appends) from the
+    /// client's task.
     pub journal: Option<std::path::PathBuf>,
     /// When the journal is flushed to disk (default every 10 ms).
     pub fsync: Fsync,

@@ -13,6 +13,7 @@ use hookup_proto::reliable::{
     SessionStore, StoreConfig,
 };
 
+use super::server_journal::{ServerJournal, SessionFile};
 use super::{Delivery, ReliableEvent};
 use crate::net::Net;
 use crate::ws::{Io, WebSocket};
@@ -23,6 +24,7 @@ use crate::{Message, Runtime, Transport};
 /// where it runs). `R` is the adapter's runtime.
 pub struct SharedStore<R> {
     store: Arc<Mutex<SessionStore>>,
+    journal: Option<Arc<ServerJournal>>,
     runtime: PhantomData<fn() -> R>,
 }
 
@@ -30,6 +32,7 @@ impl<R> Clone for SharedStore<R> {
     fn clone(&self) -> Self {
         Self {
             store: self.store.clone(),
+            journal: self.journal.clone(),
             runtime: PhantomData,
         }
     }
@@ -55,8 +58,44 @@ where
 {
     /// A store; starts its reaper (once a second) on the runtime.
     pub fn new(config: StoreConfig) -> Self {
-        let store = Arc::new(Mutex::new(SessionStore::new(config, None)));
+        Self::start(SessionStore::new(config, None), None)
+    }
+
+    /// A store whose sessions are kept in files under `dir` (created if
+    /// missing), one per session, so that they survive a server crash or
+    /// restart: each session's id, how many of its messages the client
+    /// acknowledged, how many client messages were delivered to the
+    /// application, and its unacknowledged messages, written with blocking
+    /// `std::fs` calls and flushed per `fsync`. The sessions found there
+    /// are parked (their TTL counts from now) for their clients to resume;
+    /// the files of sessions that expire are deleted. A file that is not a
+    /// journal is reported and left alone; a torn tail is cut off.
+    /// PROTOCOL.md section 8 states what survives under each policy.
+    pub fn with_journal_dir(
+        config: StoreConfig,
+        dir: impl AsRef<std::path::Path>,
+        fsync: super::Fsync,
+    ) -> std::io::Result<Self> {
+        let (journal, states) = ServerJournal::open(dir.as_ref(), fsync)?;
+        let mut store = SessionStore::new(config, None);
+        store.report_dropped(true);
+        let now = R::now();
+        for state in states {
+            store.park(state, now);
+        }
+        let journal = Arc::new(journal);
+        // Restored sessions beyond the store's bounds.
+        while let Some(id) = store.poll_dropped() {
+            journal.drop_session(&id);
+        }
+        while store.poll_outcome().is_some() {}
+        Ok(Self::start(store, Some(journal)))
+    }
+
+    fn start(store: SessionStore, journal: Option<Arc<ServerJournal>>) -> Self {
+        let store = Arc::new(Mutex::new(store));
         let weak = Arc::downgrade(&store);
+        let reaper_journal = journal.clone();
         let reaper = async move {
             let mut sleep = None::<R::Sleep>;
             loop {
@@ -70,11 +109,17 @@ where
                 // Outcomes of messages in parked sessions: their deliveries
                 // were resolved when their peers went away. Only memory.
                 while store.poll_outcome().is_some() {}
+                while let Some(id) = store.poll_dropped() {
+                    if let Some(j) = &reaper_journal {
+                        j.drop_session(&id);
+                    }
+                }
             }
         };
         super::spawn::<R>("hookup-store-reaper", Box::pin(reaper));
         Self {
             store,
+            journal,
             runtime: PhantomData,
         }
     }
@@ -98,11 +143,10 @@ impl<R> SharedStore<R> {
 /// stream, `R` the adapter's runtime.
 ///
 /// Drive it with [`recv`](Self::recv) until that returns `None`. A peer
-/// dropped earlier parks its session too, but messages it has already read
-/// and not yet returned are lost: the parked session counts them received,
-/// so the client's replays of them are discarded as duplicates (a known
-/// issue, reproduced by the ignored test
-/// `known_reliable_resume_after_peer_dropped` of hookup-tokio).
+/// dropped earlier parks its session too, and loses nothing: a message
+/// counts as received (and is acknowledged to the client) only once `recv`
+/// has returned it, so messages it has read but not yet returned are sent
+/// again by the client when it resumes the session.
 pub struct ReliablePeer<S, R: Runtime> {
     session: Session,
     io: Io<S, R>,
@@ -110,6 +154,9 @@ pub struct ReliablePeer<S, R: Runtime> {
     read_eof: bool,
     pending: HashMap<MessageId, oneshot::Sender<Outcome>>,
     parked: bool,
+    /// The session's journal file (a store with a journal directory).
+    file: Option<SessionFile>,
+    sync_timer: Option<R::Sleep>,
 }
 
 impl<S, R: Transport<S>> ReliablePeer<S, R> {
@@ -120,7 +167,9 @@ impl<S, R: Transport<S>> ReliablePeer<S, R> {
     /// original hookup's acked JSON envelopes), the peer speaks that instead:
     /// acked messages are acknowledged and delivered once per connection,
     /// there is no resume and nothing is parked (PROTOCOL.md section 9).
-    pub fn new(ws: WebSocket<S, R>, store: SharedStore<R>, config: SessionConfig) -> Self {
+    pub fn new(ws: WebSocket<S, R>, store: SharedStore<R>, mut config: SessionConfig) -> Self {
+        // A journal deletes records of what the client acknowledged.
+        config.report_releases |= store.journal.is_some();
         let max_read = 64 << 10;
         let legacy = ws.subprotocol() == Some(LEGACY_SUBPROTOCOL);
         let (conn, stream) = ws.into_parts();
@@ -136,6 +185,8 @@ impl<S, R: Transport<S>> ReliablePeer<S, R> {
             read_eof: false,
             pending: HashMap::new(),
             parked: false,
+            file: None,
+            sync_timer: None,
         }
     }
 
@@ -153,7 +204,11 @@ impl<S, R: Transport<S>> ReliablePeer<S, R> {
         msg: impl Into<Message>,
         ack: Option<Duration>,
     ) -> Result<Delivery, SendError> {
-        let id = self.session.send(R::now(), msg.into().to_proto(), ack)?;
+        let msg = msg.into();
+        let id = self.session.send(R::now(), msg.to_proto(), ack)?;
+        if let Some(f) = &mut self.file {
+            f.add(id, &msg);
+        }
         let (tx, delivery) = Delivery::new();
         self.pending.insert(id, tx);
         Ok(delivery)
@@ -164,6 +219,9 @@ impl<S, R: Transport<S>> ReliablePeer<S, R> {
     /// `hookup.v1`. Fails unless `json` is exactly one JSON value.
     pub fn send_json(&mut self, json: &str, ack: Option<Duration>) -> Result<Delivery, SendError> {
         let id = self.session.send_json(R::now(), json, ack)?;
+        if let Some(f) = &mut self.file {
+            f.add(id, &Message::text(json.trim()));
+        }
         let (tx, delivery) = Delivery::new();
         self.pending.insert(id, tx);
         Ok(delivery)
@@ -181,23 +239,45 @@ impl<S, R: Transport<S>> ReliablePeer<S, R> {
     }
 
     fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<ReliableEvent>> {
+        if let Some(f) = &mut self.file {
+            // The application came back for more: what it was given is
+            // recorded before anything (an ACK) goes out.
+            f.flush();
+            f.poll_sync::<R>(&mut self.sync_timer, cx);
+        }
         loop {
             while let Some(ev) = self.session.poll_event() {
                 match ev {
                     SessionEvent::Hello { session } => {
                         let opened = self.store.lock().open(&session, R::now());
                         match opened {
-                            Ok((state, resumed)) => self.session.attach(state, resumed),
+                            Ok((state, resumed)) => {
+                                if let Some(j) = &self.store.journal {
+                                    self.file = j.attach(state.id(), resumed);
+                                }
+                                self.session.attach(state, resumed);
+                            }
                             Err(_) => self.session.refuse_busy(),
                         }
                     }
                     SessionEvent::Delivery { id, outcome } => {
+                        if let Some(f) = &mut self.file {
+                            f.outcome(id, outcome);
+                        }
                         if let Some(tx) = self.pending.remove(&id) {
                             let _ = tx.send(outcome);
                         }
                     }
                     SessionEvent::Message(m) => {
+                        if let Some(f) = &mut self.file {
+                            f.delivered();
+                        }
                         return Poll::Ready(Some(ReliableEvent::Message(m.into())));
+                    }
+                    SessionEvent::Released(id) => {
+                        if let Some(f) = &mut self.file {
+                            f.released(id);
+                        }
                     }
                     SessionEvent::Connected { resumed, .. } => {
                         return Poll::Ready(Some(ReliableEvent::Connected { resumed }));
@@ -257,7 +337,19 @@ impl<S, R: Runtime> ReliablePeer<S, R> {
         }
         self.parked = true;
         if let Some(state) = self.session.take_state() {
-            self.store.lock().park(state, R::now());
+            // The file first (its sync is not done under the store's lock),
+            // so that an eviction right away finds it.
+            if let (Some(j), Some(f)) = (&self.store.journal, self.file.take()) {
+                j.park(state.id().to_vec(), f);
+            }
+            let mut store = self.store.lock();
+            store.park(state, R::now());
+            if let Some(j) = &self.store.journal {
+                // Sessions evicted to make room for this one.
+                while let Some(id) = store.poll_dropped() {
+                    j.drop_session(&id);
+                }
+            }
         }
     }
 }

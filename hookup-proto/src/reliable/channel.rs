@@ -45,7 +45,18 @@ pub(crate) struct Channel {
     last_seq: u64,
     peer_acked: u64,
     deadlines: BinaryHeap<Reverse<(Instant, u64)>>,
+    /// Highest sequence read in order: what is beyond it is new, what is
+    /// not is a duplicate. Ahead of `delivered` by the messages waiting in
+    /// the session's event queue.
     recv_seq: u64,
+    /// Highest sequence the application has taken from the session: only
+    /// this much counts as received (ACKs, greetings, parked state), so a
+    /// message read but never taken is sent again by the peer.
+    delivered: u64,
+    /// Sequences in `delivered + 1..=recv_seq` whose DATA asked for an
+    /// immediate ACK, in order.
+    ack_now_seqs: VecDeque<u64>,
+    /// Highest sequence covered by an ACK or greeting we sent.
     acked_upto: u64,
     recv_since_ack: u32,
     ack_due: Option<Instant>,
@@ -66,6 +77,8 @@ impl Channel {
             peer_acked: 0,
             deadlines: BinaryHeap::new(),
             recv_seq: 0,
+            delivered: 0,
+            ack_now_seqs: VecDeque::new(),
             acked_upto: 0,
             recv_since_ack: 0,
             ack_due: None,
@@ -85,9 +98,52 @@ impl Channel {
         self.out_bytes
     }
 
-    /// Highest sequence received in order.
+    /// Highest sequence received in order and taken by the application:
+    /// what the session counts as received.
     pub(crate) fn received(&self) -> u64 {
-        self.recv_seq
+        self.delivered
+    }
+
+    /// What to tell the peer in a greeting (HELLO, WELCOME): what was
+    /// received. The greeting acknowledges it.
+    pub(crate) fn greeting(&mut self) -> u64 {
+        self.acked_upto = self.delivered;
+        self.delivered
+    }
+
+    /// Messages read but not yet taken by the application.
+    pub(crate) fn undelivered(&self) -> u64 {
+        self.recv_seq - self.delivered
+    }
+
+    /// The application took the next message read: it now counts as
+    /// received. Returns whether an ACK is due at once.
+    pub(crate) fn on_delivered(&mut self, config: &SessionConfig, now: Instant) -> bool {
+        if self.delivered >= self.recv_seq {
+            return false;
+        }
+        self.delivered += 1;
+        let flagged = self.ack_now_seqs.front() == Some(&self.delivered);
+        if flagged {
+            self.ack_now_seqs.pop_front();
+        }
+        self.recv_since_ack = self.recv_since_ack.saturating_add(1);
+        if flagged || self.recv_since_ack >= config.ack_every {
+            self.ack_now = true;
+        } else if self.ack_due.is_none() {
+            self.ack_due = now.checked_add(config.ack_delay);
+        }
+        self.ack_now
+    }
+
+    /// Forgets the messages read but not taken by the application (their
+    /// events are discarded with the session): the peer, never told they
+    /// arrived, sends them again. Returns how many there were.
+    pub(crate) fn undeliver(&mut self) -> u64 {
+        let n = self.undelivered();
+        self.recv_seq = self.delivered;
+        self.ack_now_seqs.clear();
+        n
     }
 
     pub(crate) fn poll_outcome(&mut self) -> Option<(MessageId, Outcome)> {
@@ -155,11 +211,11 @@ impl Channel {
             return;
         }
         let ack_due = self.ack_now || self.ack_due.is_some_and(|t| t <= now);
-        if ack_due && self.recv_seq > self.acked_upto {
-            if conn.send_binary(&wire::ack(self.recv_seq)).is_err() {
+        if ack_due && self.delivered > self.acked_upto {
+            if conn.send_binary(&wire::ack(self.delivered)).is_err() {
                 return;
             }
-            self.acked_upto = self.recv_seq;
+            self.acked_upto = self.delivered;
         }
         if ack_due {
             self.ack_now = false;
@@ -204,19 +260,23 @@ impl Channel {
     }
 
     /// Handles a DATA envelope; returns the message to deliver, if new.
+    /// It counts as received only once the application has taken it
+    /// ([`on_delivered`](Self::on_delivered)); acks follow from there.
     pub(crate) fn on_data(
         &mut self,
-        config: &SessionConfig,
-        now: Instant,
         text: bool,
         ack_now: bool,
         seq: u64,
         data: Bytes,
     ) -> Result<Option<Message>, SessionError> {
         if seq <= self.recv_seq {
-            // A replay of something we already have: our ack was lost.
-            self.ack_now = true;
-            self.acked_upto = 0;
+            if seq <= self.delivered {
+                // A replay of something the application has: our ack was
+                // lost. (One still waiting to be taken is acknowledged when
+                // it is.)
+                self.ack_now = true;
+                self.acked_upto = 0;
+            }
             return Ok(None);
         }
         if seq != self.recv_seq + 1 {
@@ -231,11 +291,8 @@ impl Channel {
             Message::Binary(data)
         };
         self.recv_seq = seq;
-        self.recv_since_ack += 1;
-        if ack_now || self.recv_since_ack >= config.ack_every {
-            self.ack_now = true;
-        } else if self.ack_due.is_none() {
-            self.ack_due = Some(now + config.ack_delay);
+        if ack_now {
+            self.ack_now_seqs.push_back(seq);
         }
         Ok(Some(msg))
     }
@@ -279,8 +336,6 @@ impl Channel {
     pub(crate) fn on_resume(&mut self, peer_received: u64) -> Result<(), SessionError> {
         self.on_ack(peer_received)?;
         self.replay_pos = 0;
-        // The greeting we sent told the peer what we received.
-        self.acked_upto = self.recv_seq;
         Ok(())
     }
 
@@ -294,6 +349,8 @@ impl Channel {
         self.last_seq = 0;
         self.peer_acked = 0;
         self.recv_seq = 0;
+        self.delivered = 0;
+        self.ack_now_seqs.clear();
         self.acked_upto = 0;
         self.recv_since_ack = 0;
         self.ack_due = None;
@@ -314,7 +371,7 @@ impl Channel {
     /// The next ack deadline, and (with `ack_timer`, when a connection can
     /// carry an ACK) the delayed-ack timer.
     pub(crate) fn next_timeout(&self, ack_timer: bool) -> Option<Instant> {
-        let ack = if ack_timer && self.recv_seq > self.acked_upto {
+        let ack = if ack_timer && self.delivered > self.acked_upto {
             self.ack_due
         } else {
             None
@@ -324,6 +381,29 @@ impl Channel {
             (Some(a), Some(d)) => Some(a.min(d)),
             (a, d) => a.or(d),
         }
+    }
+
+    /// Restores a session kept in a journal: the peer acknowledged `acked`
+    /// messages and this side received `received`. Every message in the
+    /// outbox is numbered from `acked + 1` on, in order (the journal keeps
+    /// them in the order they were numbered; the ones never written before
+    /// the crash simply get the next numbers). They count as written: a
+    /// numbered message must not be dropped for overflow (a hole), and it
+    /// may have reached the peer already.
+    pub(crate) fn restore(&mut self, acked: u64, received: u64) {
+        let mut seq = acked;
+        for o in &mut self.outbox {
+            seq += 1;
+            o.seq = Some(seq);
+            o.written = true;
+        }
+        self.last_seq = seq;
+        self.peer_acked = acked;
+        self.recv_seq = received;
+        self.delivered = received;
+        self.ack_now_seqs.clear();
+        self.acked_upto = received;
+        self.replay_pos = 0;
     }
 
     /// Fires ack deadlines that passed.

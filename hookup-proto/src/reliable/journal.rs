@@ -1,13 +1,37 @@
-//! The outbox journal's on-disk format, as pure functions over bytes.
+//! The journal's on-disk format, as pure functions over bytes.
 //!
 //! The adapters own the file; this module decides what goes in it and what
-//! a file read back means. A journal is the magic `HKJ1` followed by
-//! records, each `length: u32 LE | crc32: u32 LE | body`, the CRC-32 (IEEE)
-//! taken over the body. A body is `kind: u8 | id: u64 LE`, then for kind 1
-//! (ADD) `flags: u8` (bit 0: text) and the payload; kind 2 (DONE) has no more.
-//! A message is live from its ADD until its DONE. Recovery keeps every
-//! record up to the first one that is torn (runs past the end) or corrupt
-//! (bad CRC, unknown kind): that tail is cut off and reported, never a panic.
+//! a file read back means. A journal keeps one end of a session across
+//! process crashes: its unacknowledged outgoing messages, and (version 2)
+//! the session id, how many of its messages the peer acknowledged and how
+//! many it received. Clients keep one file; a server one per session.
+//!
+//! A journal is a magic followed by records, each `length: u32 LE | crc32:
+//! u32 LE | body`, the CRC-32 (IEEE) taken over the body. A body is `kind:
+//! u8 | n: u64 LE`, then:
+//!
+//! | kind | name | `n` | rest of the body |
+//! |---|---|---|---|
+//! | 1 | ADD | journal id | `flags: u8` (bit 0: text), the payload |
+//! | 2 | DONE | journal id | — (removed, not acknowledged: dropped) |
+//! | 3 | SESSION | messages acked | `received: u64 LE`, `id_len: u8` (≤ 64), the session id (empty: none) |
+//! | 4 | ACKED | journal id (0: none) | — (the peer acknowledged the oldest sequenced message) |
+//! | 5 | RECEIVED | messages received | — |
+//!
+//! Version 1 files (magic `HKJ1`, written by hookup 0.1) hold only ADD and
+//! DONE and are read as they are; new files, and version 1 files once they
+//! are rewritten ([`Journal::needs_upgrade`]), start with `HKJ2`, so that
+//! an older hookup refuses them (bad magic) instead of cutting them at the
+//! first record it does not know.
+//!
+//! A message is live from its ADD until its DONE or ACKED. SESSION starts a
+//! session (both counters as given; a new session numbers every live
+//! message afresh); each ACKED adds one to the acked count (acks are
+//! cumulative, so the live messages are always numbered `acked + 1`, …, in
+//! order); RECEIVED sets the received count. Recovery keeps every record up
+//! to the first one that is torn (runs past the end) or corrupt (bad CRC,
+//! unknown kind, bad layout): that tail is cut off and reported, never a
+//! panic.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -16,9 +40,15 @@ use bytes::Bytes;
 
 use crate::message::{Message, Utf8Bytes};
 
-const MAGIC: &[u8; 4] = b"HKJ1";
+const MAGIC_V1: &[u8; 4] = b"HKJ1";
+const MAGIC: &[u8; 4] = b"HKJ2";
 const ADD: u8 = 1;
 const DONE: u8 = 2;
+const SESSION: u8 = 3;
+const ACKED: u8 = 4;
+const RECEIVED: u8 = 5;
+/// Longest session id a SESSION record holds (the protocol's bound).
+const MAX_SESSION_ID: usize = 64;
 /// Longest record body: what its `u32` length can say. (A smaller limit
 /// here would make recovery cut a valid journal at a record that `add`
 /// wrote; a corrupt length is caught by the CRC or runs past the end.)
@@ -35,10 +65,29 @@ pub enum JournalRecord {
         /// The message.
         message: Message,
     },
-    /// The peer acknowledged it (or it was given up).
+    /// It left the outbox without an acknowledgement (it was given up).
     Done {
         /// Journal id.
         id: u64,
+    },
+    /// A session started (or, with an empty id, the journal has none).
+    Session {
+        /// The session id (at most 64 bytes; empty: no session).
+        id: Vec<u8>,
+        /// Messages of this session the peer acknowledged so far.
+        acked: u64,
+        /// Messages of this session received so far.
+        received: u64,
+    },
+    /// The peer acknowledged the oldest live message of the session.
+    Acked {
+        /// Journal id (0: a message that was never journaled).
+        id: u64,
+    },
+    /// Messages of this session received so far.
+    Received {
+        /// The count.
+        count: u64,
     },
 }
 
@@ -46,7 +95,7 @@ pub enum JournalRecord {
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum JournalError {
-    /// The file does not start with the journal magic.
+    /// The file does not start with a journal magic.
     NotAJournal,
 }
 
@@ -72,11 +121,22 @@ pub struct Recovery {
 }
 
 /// The live contents of a journal, and the encoder of new records.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Journal {
     live: BTreeMap<u64, Message>,
     next_id: u64,
     records: usize,
+    session: Vec<u8>,
+    acked: u64,
+    received: u64,
+    /// Read from a version 1 file (no new records may be appended to it).
+    v1: bool,
+}
+
+impl Default for Journal {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 fn encode(body: &[&[u8]], out: &mut Vec<u8>) {
@@ -93,6 +153,20 @@ fn encode(body: &[&[u8]], out: &mut Vec<u8>) {
     }
 }
 
+fn encode_session(id: &[u8], acked: u64, received: u64, out: &mut Vec<u8>) {
+    // `id` is at most 64 bytes (checked by the callers).
+    encode(
+        &[
+            &[SESSION],
+            &acked.to_le_bytes(),
+            &received.to_le_bytes(),
+            &[id.len() as u8],
+            id,
+        ],
+        out,
+    );
+}
+
 impl Journal {
     /// An empty journal; write [`Journal::header`] to a new file first.
     pub fn new() -> Self {
@@ -100,12 +174,22 @@ impl Journal {
             live: BTreeMap::new(),
             next_id: 1,
             records: 0,
+            session: Vec::new(),
+            acked: 0,
+            received: 0,
+            v1: false,
         }
     }
 
-    /// The bytes a journal file starts with.
+    /// The bytes a new journal file starts with (`HKJ2`).
     pub fn header() -> &'static [u8] {
         MAGIC
+    }
+
+    /// Whether the journal was read from a version 1 (`HKJ1`) file: rewrite
+    /// it with [`snapshot`](Self::snapshot) before appending records.
+    pub fn needs_upgrade(&self) -> bool {
+        self.v1
     }
 
     /// Reads a journal file's contents.
@@ -119,7 +203,7 @@ impl Journal {
         }
         if file.len() < MAGIC.len() {
             // A header torn while being written.
-            if MAGIC.starts_with(file) {
+            if MAGIC.starts_with(file) || MAGIC_V1.starts_with(file) {
                 return Ok(Recovery {
                     journal: Self::new(),
                     valid_len: 0,
@@ -128,10 +212,13 @@ impl Journal {
             }
             return Err(JournalError::NotAJournal);
         }
-        if &file[..4] != MAGIC {
-            return Err(JournalError::NotAJournal);
-        }
+        let v1 = match &file[..4] {
+            m if m == MAGIC => false,
+            m if m == MAGIC_V1 => true,
+            _ => return Err(JournalError::NotAJournal),
+        };
         let mut j = Self::new();
+        j.v1 = v1;
         let mut pos = 4;
         while let Some((rec, n)) = Self::decode_record(&file[pos..]) {
             match rec {
@@ -144,6 +231,22 @@ impl Journal {
                 JournalRecord::Done { id } => {
                     j.live.remove(&id);
                 }
+                // Version 1 has no other records: what follows is corrupt.
+                _ if v1 => break,
+                JournalRecord::Session {
+                    id,
+                    acked,
+                    received,
+                } => {
+                    j.session = id;
+                    j.acked = acked;
+                    j.received = received;
+                }
+                JournalRecord::Acked { id } => {
+                    j.live.remove(&id);
+                    j.acked = j.acked.saturating_add(1);
+                }
+                JournalRecord::Received { count } => j.received = count,
             }
             j.records += 1;
             pos += n;
@@ -180,6 +283,21 @@ impl Journal {
                 JournalRecord::Add { id, message }
             }
             DONE if len == 9 => JournalRecord::Done { id },
+            SESSION => {
+                let received = u64::from_le_bytes(body.get(9..17)?.try_into().ok()?);
+                let id_len = usize::from(*body.get(17)?);
+                let sid = body.get(18..)?;
+                if id_len > MAX_SESSION_ID || sid.len() != id_len {
+                    return None;
+                }
+                JournalRecord::Session {
+                    id: sid.to_vec(),
+                    acked: id,
+                    received,
+                }
+            }
+            ACKED if len == 9 => JournalRecord::Acked { id },
+            RECEIVED if len == 9 => JournalRecord::Received { count: id },
             _ => return None,
         };
         Some((rec, end))
@@ -202,12 +320,66 @@ impl Journal {
         id
     }
 
-    /// Appends a DONE record for `id` to `out` (nothing if it is not live).
+    /// Appends a DONE record for `id` to `out` (nothing if it is not live):
+    /// the message was given up, not acknowledged.
     pub fn done(&mut self, id: u64, out: &mut Vec<u8>) {
         if self.live.remove(&id).is_some() {
             encode(&[&[DONE], &id.to_le_bytes()], out);
             self.records += 1;
         }
+    }
+
+    /// Appends a SESSION record: a new session `id` starts (an empty id:
+    /// the journal has no session any more), with nothing acknowledged or
+    /// received yet. An id longer than 64 bytes (not a `hookup.v1` id) is
+    /// recorded as none.
+    pub fn session(&mut self, id: &[u8], out: &mut Vec<u8>) {
+        let id = if id.len() > MAX_SESSION_ID {
+            &[][..]
+        } else {
+            id
+        };
+        self.session = id.to_vec();
+        self.acked = 0;
+        self.received = 0;
+        encode_session(id, 0, 0, out);
+        self.records += 1;
+    }
+
+    /// Appends an ACKED record: the peer acknowledged the oldest message of
+    /// the session, journal id `id` (`None`: a message that was never
+    /// journaled, which still counts).
+    pub fn acked(&mut self, id: Option<u64>, out: &mut Vec<u8>) {
+        let id = id.unwrap_or(0);
+        self.live.remove(&id);
+        self.acked = self.acked.saturating_add(1);
+        encode(&[&[ACKED], &id.to_le_bytes()], out);
+        self.records += 1;
+    }
+
+    /// Appends a RECEIVED record (nothing if the count is unchanged).
+    pub fn received(&mut self, count: u64, out: &mut Vec<u8>) {
+        if count != self.received {
+            self.received = count;
+            encode(&[&[RECEIVED], &count.to_le_bytes()], out);
+            self.records += 1;
+        }
+    }
+
+    /// The session id (empty: none recorded).
+    pub fn session_id(&self) -> &[u8] {
+        &self.session
+    }
+
+    /// Messages of the session the peer acknowledged: the live messages are
+    /// its sequence numbers `acked_count() + 1`, … in order.
+    pub fn acked_count(&self) -> u64 {
+        self.acked
+    }
+
+    /// Messages of the session received.
+    pub fn received_count(&self) -> u64 {
+        self.received
     }
 
     /// The live messages, oldest first.
@@ -230,15 +402,21 @@ impl Journal {
         self.records > 1024 && self.records > 4 * self.live.len()
     }
 
-    /// The full contents of a compacted file (header and live ADDs, same
-    /// ids). Write it to a new file and rename it over the old one.
+    /// The full contents of a compacted file in the current version
+    /// (header, the session, live ADDs with the same ids). Write it to a new
+    /// file and rename it over the old one.
     pub fn snapshot(&mut self, out: &mut Vec<u8>) {
         out.extend_from_slice(MAGIC);
+        self.records = self.live.len();
+        if !self.session.is_empty() || self.acked != 0 || self.received != 0 {
+            encode_session(&self.session, self.acked, self.received, out);
+            self.records += 1;
+        }
         for (id, m) in &self.live {
             let flags = [u8::from(m.is_text())];
             encode(&[&[ADD], &id.to_le_bytes(), &flags, m.as_bytes()], out);
         }
-        self.records = self.live.len();
+        self.v1 = false;
     }
 }
 
@@ -312,5 +490,233 @@ mod tests {
         let mut jr = r.journal;
         let id = jr.add(&Message::text("x"), &mut Vec::new());
         assert!(b.iter().all(|(old, _)| *old < id));
+    }
+}
+
+#[cfg(test)]
+mod session_tests {
+    use super::*;
+
+    /// The state a journal shows: session, counters, live messages.
+    type State = (Vec<u8>, u64, u64, Vec<(u64, Message)>);
+
+    fn state(j: &Journal) -> State {
+        (
+            j.session_id().to_vec(),
+            j.acked_count(),
+            j.received_count(),
+            j.live().map(|(id, m)| (id, m.clone())).collect(),
+        )
+    }
+
+    /// A file with every kind of record, and the state after each record
+    /// (with the file length at which it is complete).
+    fn sample() -> (Vec<u8>, Vec<(usize, State)>) {
+        let mut j = Journal::new();
+        let mut file = Journal::header().to_vec();
+        let mut states = vec![(file.len(), state(&j))];
+        let mut step =
+            |j: &mut Journal, file: &mut Vec<u8>, f: &dyn Fn(&mut Journal, &mut Vec<u8>)| {
+                f(j, file);
+                states.push((file.len(), state(j)));
+            };
+        step(&mut j, &mut file, &|j, o| {
+            j.add(&Message::text("early"), o);
+        });
+        step(&mut j, &mut file, &|j, o| j.session(b"sess-1", o));
+        step(&mut j, &mut file, &|j, o| {
+            j.add(&Message::binary(vec![0u8, 0xFF, b'\n', 0]), o);
+        });
+        step(&mut j, &mut file, &|j, o| {
+            j.add(&Message::text("three"), o);
+        });
+        step(&mut j, &mut file, &|j, o| j.acked(Some(1), o));
+        step(&mut j, &mut file, &|j, o| j.received(7, o));
+        step(&mut j, &mut file, &|j, o| j.acked(None, o));
+        step(&mut j, &mut file, &|j, o| j.done(3, o));
+        step(&mut j, &mut file, &|j, o| j.received(9, o));
+        (file, states)
+    }
+
+    #[test]
+    fn session_records_round_trip() {
+        let (file, states) = sample();
+        let r = Journal::recover(&file).unwrap();
+        assert_eq!((r.valid_len, r.cut), (file.len(), 0));
+        assert!(!r.journal.needs_upgrade());
+        let want = &states.last().unwrap().1;
+        assert_eq!(&state(&r.journal), want);
+        assert_eq!(r.journal.session_id(), b"sess-1");
+        assert_eq!(
+            (r.journal.acked_count(), r.journal.received_count()),
+            (2, 9)
+        );
+        let live: Vec<_> = r.journal.live().map(|(id, _)| id).collect();
+        assert_eq!(live, [2]);
+    }
+
+    #[test]
+    fn every_prefix_recovers_the_state_of_its_complete_records() {
+        let (file, states) = sample();
+        for cut in 0..=file.len() {
+            let r = Journal::recover(&file[..cut]).unwrap();
+            // The last state whose records are all inside the prefix.
+            let (len, want) = states
+                .iter()
+                .rev()
+                .find(|(len, _)| *len <= cut)
+                .cloned()
+                .unwrap_or((0, state(&Journal::new())));
+            assert_eq!(r.valid_len, len, "prefix of {cut} bytes");
+            assert_eq!(r.cut, cut - len, "prefix of {cut} bytes");
+            assert_eq!(state(&r.journal), want, "prefix of {cut} bytes");
+        }
+    }
+
+    #[test]
+    fn byte_by_byte_decoding_matches_whole() {
+        let (file, _) = sample();
+        // Records decoded one at a time from a buffer grown a byte at a time.
+        let mut buf = Vec::new();
+        let mut pos = 4;
+        let mut recs = Vec::new();
+        for &b in &file {
+            buf.push(b);
+            if buf.len() < 4 {
+                continue;
+            }
+            while let Some((rec, n)) = Journal::decode_record(&buf[pos..]) {
+                recs.push(rec);
+                pos += n;
+            }
+        }
+        assert_eq!(pos, file.len());
+        assert_eq!(recs.len(), 9);
+        assert!(
+            matches!(&recs[1], JournalRecord::Session { id, acked: 0, received: 0 } if id == b"sess-1")
+        );
+        assert_eq!(recs[5], JournalRecord::Received { count: 7 });
+        assert_eq!(recs[6], JournalRecord::Acked { id: 0 });
+    }
+
+    #[test]
+    fn corrupt_session_records_are_cut() {
+        let mut base = Journal::header().to_vec();
+        let mut j = Journal::new();
+        j.add(&Message::text("kept"), &mut base);
+        // A SESSION whose id length disagrees with the body, with a valid CRC.
+        let mut bad = base.clone();
+        encode(
+            &[
+                &[SESSION],
+                &0u64.to_le_bytes(),
+                &0u64.to_le_bytes(),
+                &[5],
+                b"abc",
+            ],
+            &mut bad,
+        );
+        // An id longer than 64 bytes.
+        let mut long = base.clone();
+        let id = [7u8; 65];
+        encode(
+            &[
+                &[SESSION],
+                &0u64.to_le_bytes(),
+                &0u64.to_le_bytes(),
+                &[65],
+                &id,
+            ],
+            &mut long,
+        );
+        // ACKED and RECEIVED with trailing bytes; an unknown kind.
+        let mut trailing = base.clone();
+        encode(&[&[ACKED], &1u64.to_le_bytes(), &[0]], &mut trailing);
+        let mut unknown = base.clone();
+        encode(&[&[9], &1u64.to_le_bytes()], &mut unknown);
+        for (what, f) in [
+            ("id length", bad),
+            ("long id", long),
+            ("trailing", trailing),
+            ("unknown", unknown),
+        ] {
+            let r = Journal::recover(&f).unwrap();
+            assert_eq!(r.valid_len, base.len(), "{what}");
+            assert!(r.cut > 0, "{what}");
+            assert_eq!(r.journal.len(), 1, "{what}");
+            assert!(r.journal.session_id().is_empty(), "{what}");
+        }
+        // Garbage after valid records: cut, nothing panics.
+        for fill in [0x00u8, 0xFF, 0x03] {
+            let mut g = base.clone();
+            g.extend(std::iter::repeat_n(fill, 100));
+            let r = Journal::recover(&g).unwrap();
+            assert_eq!((r.valid_len, r.cut), (base.len(), 100));
+        }
+    }
+
+    #[test]
+    fn version_1_files_are_read_and_upgraded() {
+        // What hookup 0.1 wrote: HKJ1, ADD and DONE only.
+        let (v2, _) = {
+            let mut j = Journal::new();
+            let mut f = Vec::new();
+            let a = j.add(&Message::text("one"), &mut f);
+            j.add(&Message::text("two"), &mut f);
+            j.done(a, &mut f);
+            (f, j)
+        };
+        let mut v1 = MAGIC_V1.to_vec();
+        v1.extend_from_slice(&v2);
+        let r = Journal::recover(&v1).unwrap();
+        assert_eq!((r.valid_len, r.cut), (v1.len(), 0));
+        assert!(r.journal.needs_upgrade());
+        let live: Vec<_> = r.journal.live().map(|(_, m)| m.clone()).collect();
+        assert_eq!(live, [Message::text("two")]);
+        // A version 2 record in a version 1 file is corrupt.
+        let mut mixed = v1.clone();
+        let mut j = Journal::new();
+        j.session(b"s", &mut mixed);
+        let r = Journal::recover(&mixed).unwrap();
+        assert_eq!((r.valid_len, r.cut), (v1.len(), mixed.len() - v1.len()));
+        // The snapshot is version 2.
+        let mut jr = r.journal;
+        let mut snap = Vec::new();
+        jr.snapshot(&mut snap);
+        assert!(!jr.needs_upgrade());
+        assert_eq!(&snap[..4], b"HKJ2");
+        assert!(!Journal::recover(&snap).unwrap().journal.needs_upgrade());
+        // Torn headers of either version.
+        for h in [&b"HK"[..], b"HKJ"] {
+            assert_eq!(Journal::recover(h).unwrap().cut, h.len());
+        }
+        assert!(Journal::recover(b"HKX").is_err());
+    }
+
+    #[test]
+    fn snapshot_keeps_the_session() {
+        let (file, _) = sample();
+        let mut j = Journal::recover(&file).unwrap().journal;
+        let before = state(&j);
+        let mut snap = Vec::new();
+        j.snapshot(&mut snap);
+        let r = Journal::recover(&snap).unwrap();
+        assert_eq!(state(&r.journal), before);
+        assert!(snap.len() < file.len());
+        // Clearing the session.
+        let mut j = r.journal;
+        let mut more = snap.clone();
+        j.session(b"", &mut more);
+        let r = Journal::recover(&more).unwrap();
+        assert!(r.journal.session_id().is_empty());
+        assert_eq!(
+            (r.journal.acked_count(), r.journal.received_count()),
+            (0, 0)
+        );
+        assert_eq!(r.journal.len(), 1);
+        // An unchanged count writes nothing.
+        let mut out = Vec::new();
+        j.received(0, &mut out);
+        assert!(out.is_empty());
     }
 }

@@ -168,6 +168,12 @@ pub struct Session {
     pending_hello_received: u64,
     /// Legacy `jsonProtocol` mode (then `channel` stays unused).
     legacy: Option<LegacyChannel>,
+    /// (Client) Restored from a journal and not yet confirmed by the server.
+    restored: bool,
+    /// (Client) [`SessionEvent::Message`]s at the front of `events` from a
+    /// session the server no longer had (WELCOME new): delivered, but not
+    /// counted as received in the new one.
+    stale_messages: u64,
     now: Instant,
 }
 
@@ -197,6 +203,8 @@ impl Session {
             ping_counter: 0,
             pending_hello_received: 0,
             legacy: None,
+            restored: false,
+            stale_messages: 0,
             now,
         }
     }
@@ -543,7 +551,7 @@ impl Session {
             channel.reset();
         }
         let welcome =
-            wire::encode_greeting(wire::WELCOME, u8::from(resumed), &id, channel.received());
+            wire::encode_greeting(wire::WELCOME, u8::from(resumed), &id, channel.greeting());
         let _ = conn.send_binary(&welcome);
         self.channel = channel;
         self.id = id;
@@ -577,16 +585,71 @@ impl Session {
         self.pump();
     }
 
+    /// (Client) Resumes a session kept in a journal by an earlier process,
+    /// before the first connection: its id (1–64 bytes), how many messages
+    /// the server acknowledged in it (the messages queued so far, in order,
+    /// are its next sequence numbers) and how many were received from it.
+    /// The first HELLO then asks the server for that session. If the server
+    /// no longer has it, it starts a new one as usual; if the journal turns
+    /// out to disagree with the server (it lost records the server relied
+    /// on: an ACK for a message it does not have, or DATA beyond what it
+    /// received), that connection is closed as a protocol error and the
+    /// next one starts a new session. Ignored unless the session is a
+    /// `hookup.v1` client that has not connected yet.
+    pub fn restore(&mut self, id: &[u8], acked: u64, received: u64) {
+        let fresh = matches!(self.phase, Phase::NeedTransport | Phase::Connecting)
+            && self.conn.is_none()
+            && self.id.is_empty();
+        if !matches!(self.role, Role::Client { .. })
+            || self.legacy.is_some()
+            || !fresh
+            || !(1..=64).contains(&id.len())
+        {
+            return;
+        }
+        self.id = id.to_vec();
+        self.channel.restore(acked, received);
+        self.restored = true;
+    }
+
+    /// A restored session the server disagrees with: start a new one next.
+    fn restore_failed(&mut self) {
+        if std::mem::take(&mut self.restored) {
+            self.id.clear();
+            self.channel.reset();
+        }
+    }
+
     /// (Server) Takes the session state out, to park it in a store after
     /// the connection ended (or to move it elsewhere). Unacknowledged
     /// messages stay in it.
+    ///
+    /// Messages read but not yet taken with [`poll_event`](Self::poll_event)
+    /// are discarded from the event queue: they were never counted as
+    /// received (nor acknowledged), so the client sends them again when it
+    /// resumes the session.
     pub fn take_state(&mut self) -> Option<SessionState> {
         if self.id.is_empty() {
             return None;
         }
+        self.discard_undelivered();
         let id = std::mem::take(&mut self.id);
-        let channel = std::mem::replace(&mut self.channel, Channel::new());
+        let mut channel = std::mem::replace(&mut self.channel, Channel::new());
+        channel.on_disconnect();
         Some(SessionState { id, channel })
+    }
+
+    /// Drops the queued messages not yet taken by the application and
+    /// forgets having read them (`hookup.v1` only).
+    fn discard_undelivered(&mut self) {
+        if self.legacy.is_some() {
+            return;
+        }
+        if self.channel.undeliver() > 0 || self.stale_messages > 0 {
+            self.events
+                .retain(|e| !matches!(e, SessionEvent::Message(_)));
+        }
+        self.stale_messages = 0;
     }
 
     // ------------------------------------------------------------ input
@@ -720,8 +783,27 @@ impl Session {
     // ------------------------------------------------------------ output
 
     /// The next event.
+    ///
+    /// A [`SessionEvent::Message`] counts as received (acknowledged to the
+    /// peer, reported in greetings, kept by [`take_state`](Self::take_state))
+    /// only once it is returned here. An ACK that becomes due with it is
+    /// queued at once: write out [`poll_transmit`](Self::poll_transmit) and
+    /// re-arm the timer at [`poll_timeout`](Self::poll_timeout) after
+    /// draining events, as after any input.
     pub fn poll_event(&mut self) -> Option<SessionEvent> {
-        self.events.pop_front()
+        let ev = self.events.pop_front()?;
+        if self.legacy.is_none() && matches!(ev, SessionEvent::Message(_)) {
+            if self.stale_messages > 0 {
+                self.stale_messages -= 1;
+            } else {
+                let ack_due = self.channel.on_delivered(&self.config, self.now);
+                // A shutdown may have waited for this message to be taken.
+                if ack_due || self.shutting_down {
+                    self.pump();
+                }
+            }
+        }
+        Some(ev)
     }
 
     /// Appends the current connection's output to `buf` (see
@@ -799,8 +881,11 @@ impl Session {
                     None => self.channel.write(conn, now, self.config.write_window),
                 }
             }
+            // Everything read must be taken (and acknowledged) first, else
+            // the peer would count it lost.
             if self.shutting_down
                 && self.unacked() == 0
+                && (self.legacy.is_some() || self.channel.undelivered() == 0)
                 && let Some(conn) = &mut self.conn
                 && conn.is_open()
             {
@@ -853,7 +938,7 @@ impl Session {
                         wire::HELLO,
                         wire::VERSION,
                         &self.id,
-                        self.channel.received(),
+                        self.channel.greeting(),
                     );
                     if let Some(conn) = &mut self.conn {
                         let _ = conn.send_binary(&hello);
@@ -939,10 +1024,16 @@ impl Session {
                 }
                 let resumed = resumed && session == self.id.as_slice();
                 if resumed {
-                    self.channel.on_resume(received)?;
+                    self.channel
+                        .on_resume(received)
+                        .inspect_err(|_| self.restore_failed())?;
                 } else {
+                    // Messages of the old session still queued are
+                    // delivered, but not counted in the new one.
+                    self.stale_messages += self.channel.undelivered();
                     self.channel.reset();
                     self.id = session.to_vec();
+                    self.restored = false;
                 }
                 self.establish(resumed);
                 Ok(())
@@ -960,10 +1051,12 @@ impl Session {
                 }
                 // `payload` is part of `bytes`: slice it without copying.
                 let data = bytes.slice_ref(payload);
-                if let Some(m) =
-                    self.channel
-                        .on_data(&self.config, self.now, text, ack_now, seq, data)?
+                if let Some(m) = self
+                    .channel
+                    .on_data(text, ack_now, seq, data)
+                    .inspect_err(|_| self.restore_failed())?
                 {
+                    self.restored = false;
                     self.events.push_back(SessionEvent::Message(m));
                 }
                 Ok(())

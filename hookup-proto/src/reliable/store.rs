@@ -4,7 +4,8 @@ use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use super::channel::Channel;
-use super::{DropReason, MessageId, Outcome, SessionError};
+use super::{DropReason, MessageId, Outcome, SessionConfig, SessionError};
+use crate::message::{Message, MessageKind};
 use crate::rng::Rng;
 
 /// A session's state between connections: its id, its unacknowledged
@@ -24,6 +25,44 @@ impl SessionState {
     /// Messages not yet acknowledged by the client.
     pub fn unacked(&self) -> usize {
         self.channel.unacked()
+    }
+
+    /// Messages received from the client in order (its sequence number).
+    pub fn received(&self) -> u64 {
+        self.channel.received()
+    }
+
+    /// A session kept in a journal by an earlier server process: its id,
+    /// how many of its messages the client acknowledged, how many it
+    /// received from the client, and its unacknowledged messages in order
+    /// (they get the sequence numbers `acked + 1`, …; no bounds apply).
+    /// Returns the state and the message ids given to `messages`, in order.
+    /// [`park`](SessionStore::park) it for the client to resume.
+    pub fn restore(
+        id: Vec<u8>,
+        acked: u64,
+        received: u64,
+        messages: impl IntoIterator<Item = Message>,
+    ) -> (Self, Vec<MessageId>) {
+        let config = SessionConfig {
+            max_outbox_messages: usize::MAX,
+            max_outbox_bytes: usize::MAX,
+            ..SessionConfig::default()
+        };
+        let mut channel = Channel::new();
+        let ids = messages
+            .into_iter()
+            .filter_map(|m| {
+                let kind = if m.is_text() {
+                    MessageKind::Text
+                } else {
+                    MessageKind::Binary
+                };
+                channel.push(&config, kind, m.into_bytes(), None).ok()
+            })
+            .collect();
+        channel.restore(acked, received);
+        (Self { id, channel }, ids)
     }
 }
 
@@ -73,6 +112,8 @@ pub struct SessionStore {
     rng: Rng,
     expired: u64,
     outcomes: VecDeque<(Vec<u8>, MessageId, Outcome)>,
+    /// Ids of sessions dropped (expired, evicted or released), when asked for.
+    dropped: Option<VecDeque<Vec<u8>>>,
 }
 
 #[derive(Debug)]
@@ -95,7 +136,21 @@ impl SessionStore {
             rng: seed.map_or_else(Rng::from_std, Rng::from_seed),
             expired: 0,
             outcomes: VecDeque::new(),
+            dropped: None,
         }
+    }
+
+    /// Keeps the ids of sessions that are gone for good (parked ones that
+    /// expired or were evicted to make room, and released ones) for [`poll_dropped`](Self::poll_dropped): what
+    /// a server journal needs to delete their files. Off by default.
+    pub fn report_dropped(&mut self, on: bool) {
+        self.dropped = on.then(VecDeque::new);
+    }
+
+    /// The id of the next session that is gone for good (with
+    /// [`report_dropped`](Self::report_dropped)).
+    pub fn poll_dropped(&mut self) -> Option<Vec<u8>> {
+        self.dropped.as_mut()?.pop_front()
     }
 
     /// Opens the session a client asked for in HELLO: the parked one with
@@ -175,6 +230,9 @@ impl SessionStore {
         self.attached.remove(&state.id);
         state.channel.drop_all(DropReason::Shutdown);
         self.collect(&mut state);
+        if let Some(d) = &mut self.dropped {
+            d.push_back(state.id);
+        }
     }
 
     /// The next outcome of a message in a session that is not attached to
@@ -205,6 +263,9 @@ impl SessionStore {
             state.channel.drop_all(DropReason::Expired);
             self.collect(&mut state);
             self.expired += 1;
+            if let Some(d) = &mut self.dropped {
+                d.push_back(state.id);
+            }
         }
     }
 

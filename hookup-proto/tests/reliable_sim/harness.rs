@@ -259,6 +259,11 @@ pub(crate) struct Knobs {
     /// Sessions' output is taken with `transmit_vectored` and partial
     /// `advance_transmit` (else `poll_transmit`).
     pub(crate) vectored: bool,
+    /// Probability that the server application, having taken a message,
+    /// goes away (as a handler that drops its `ReliablePeer`): it parks the
+    /// session without taking what is still queued and drops the
+    /// transport. Drawn from its own random stream.
+    pub(crate) abandon_p: f64,
 }
 
 impl Default for Knobs {
@@ -277,6 +282,7 @@ impl Default for Knobs {
             deadline_p: 0.3,
             active_for: Duration::ZERO,
             vectored: false,
+            abandon_p: 0.0,
         }
     }
 }
@@ -411,6 +417,11 @@ pub(crate) struct Sim {
     pub(crate) plain_server: bool,
     /// Cuts lose everything in flight (else a random prefix arrives).
     pub(crate) cut_loses_all: bool,
+    /// Decides abandonments (apart from `rng`, so that turning them on
+    /// changes nothing else in a run).
+    abandon_rng: Rng,
+    /// Server applications that went away with messages maybe queued.
+    pub(crate) abandoned: u32,
 }
 
 const TRACE_LINES: usize = 300;
@@ -479,6 +490,8 @@ impl Sim {
             retry_scheduled: false,
             plain_server: false,
             cut_loses_all: false,
+            abandon_rng: Rng::new(seed ^ 0xABA2_D0E5),
+            abandoned: 0,
         };
         sim.drain_client();
         sim
@@ -1318,11 +1331,52 @@ impl Sim {
                     }
                 }
                 let mut ended = false;
+                let mut abandon = false;
                 while let Some(e) = s.poll_event() {
                     progress = true;
+                    let message = matches!(e, SessionEvent::Message(_));
                     if self.on_server_event(si, s, e) {
                         ended = true;
                     }
+                    if message
+                        && !ended
+                        && self.active
+                        && self.knobs.abandon_p > 0.0
+                        && self.abandon_rng.chance(self.knobs.abandon_p)
+                    {
+                        abandon = true;
+                        break;
+                    }
+                }
+                if abandon {
+                    // The handler is gone: the session is parked with what
+                    // it holds, unsent output and unread input are lost,
+                    // the client sees the transport end.
+                    self.abandoned += 1;
+                    self.log(|| format!("server[{link}] app ABANDONS its session"));
+                    let sid = s.id().to_vec();
+                    let parked = s.take_state();
+                    // Outcomes already reported still reach the sender (a
+                    // driver resolves its deliveries as it drains).
+                    while let Some(e) = s.poll_event() {
+                        match e {
+                            SessionEvent::Delivery { id, outcome } => {
+                                self.outcome(true, sid.clone(), id, outcome);
+                            }
+                            SessionEvent::Released(id) => self.released(true, sid.clone(), id),
+                            SessionEvent::Message(_) => {
+                                self.fail("a message not taken survived take_state");
+                            }
+                            _ => {}
+                        }
+                    }
+                    if let Some(parked) = parked {
+                        self.store.park(parked, self.now);
+                        self.after_store();
+                    }
+                    self.close_dir(link, S2C);
+                    state = SrvState::Gone;
+                    break;
                 }
                 let mut buf = Vec::new();
                 if self.take_output(s, &mut buf) {

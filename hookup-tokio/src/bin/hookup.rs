@@ -58,6 +58,11 @@ enum Command {
         /// How long a disconnected client's session is kept for it to resume.
         #[arg(long, default_value = "60s", value_parser = parse_duration)]
         session_ttl: Duration,
+        /// Keep reliable sessions in files under this directory (one per
+        /// session), so that clients resume them after a server crash or
+        /// restart (with --reliable).
+        #[arg(long, requires = "reliable")]
+        journal_dir: Option<PathBuf>,
         /// Accept permessage-deflate (RFC 7692) from clients that offer it.
         #[arg(long)]
         deflate: bool,
@@ -151,6 +156,7 @@ fn main() -> ExitCode {
                 reliable,
                 sink,
                 session_ttl,
+                journal_dir,
                 deflate,
                 deflate_threshold,
             } => {
@@ -159,6 +165,7 @@ fn main() -> ExitCode {
                     reliable,
                     sink,
                     session_ttl,
+                    journal_dir,
                     deflate: deflate.then_some(deflate_threshold),
                 };
                 serve(listen, tls_cert.zip(tls_key), opts).await
@@ -190,6 +197,7 @@ struct ServeOptions {
     reliable: bool,
     sink: Option<PathBuf>,
     session_ttl: Duration,
+    journal_dir: Option<PathBuf>,
     /// permessage-deflate with this compression threshold.
     deflate: Option<usize>,
 }
@@ -270,13 +278,28 @@ async fn serve(listen: String, tls: Option<(PathBuf, PathBuf)>, opts: ServeOptio
             }
         },
     };
-    let reliable = opts.reliable.then(|| {
+    let reliable = if opts.reliable {
         let mut store_config = hookup_tokio::proto::reliable::StoreConfig::default();
         store_config.ttl = opts.session_ttl;
         let mut session = SessionConfig::default();
         session.connection = config.proto.clone();
-        (SharedStore::new(store_config), session)
-    });
+        let store = match &opts.journal_dir {
+            None => SharedStore::new(store_config),
+            Some(dir) => {
+                let fsync = ReliableConfig::default().fsync;
+                match SharedStore::with_journal_dir(store_config, dir, fsync) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        eprintln!("hookup: journal directory {}: {e}", dir.display());
+                        return ExitCode::from(2);
+                    }
+                }
+            }
+        };
+        Some((store, session))
+    } else {
+        None
+    };
     let (chat, _) = broadcast::channel::<Message>(1024);
     let echo_sink = sink.clone();
     let echo_reliable = reliable.clone();

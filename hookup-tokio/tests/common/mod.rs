@@ -31,7 +31,7 @@ pub mod reliable;
 pub use reliable::{
     reliable_ack_failed_on_deadline, reliable_acked_round_trip,
     reliable_deliveries_resolved_at_shutdown, reliable_journal_replay,
-    reliable_resume_after_connection_cut,
+    reliable_resume_after_connection_cut, reliable_resume_after_peer_dropped,
 };
 
 use std::future::Future;
@@ -260,6 +260,7 @@ macro_rules! all_scenarios {
             reliable_resume_after_connection_cut,
             reliable_journal_replay,
             reliable_deliveries_resolved_at_shutdown,
+            reliable_resume_after_peer_dropped,
         );
     };
 }

@@ -375,10 +375,10 @@ pub async fn reliable_resume_after_connection_cut<C: Reliable>(t: &Target<C>) {
     assert_eq!(f.unacked, 0);
 }
 
-/// Known issue: a server handler that drops its `ReliablePeer` while the
-/// peer holds messages it has read but not yet returned loses them (the
-/// parked session counts them received, so the client's replays are
-/// discarded as duplicates).
+/// A server handler that drops its `ReliablePeer` while the peer holds
+/// messages it has read but not yet returned loses none of them: only
+/// messages the handler took count as received (and are acknowledged), so
+/// the client replays the rest to the resumed session, once and in order.
 pub async fn reliable_resume_after_peer_dropped<C: Reliable>(t: &Target<C>) {
     const N: usize = 100;
     let mut c = client(t, "/reliable-drop-peer", config(t));

@@ -1,0 +1,213 @@
+//! A server's session journals: one file per session in a directory
+//! (`<hex session id>.hkj`, the journal format of
+//! `hookup_proto::reliable::Journal`), holding the session id, how many of
+//! its messages the client acknowledged, how many client messages were
+//! delivered to the application, and its unacknowledged outgoing messages.
+//! A connection owns its session's file while attached; parked sessions'
+//! files wait here; the file of a session that expires is deleted.
+
+use std::collections::HashMap;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::task::Context;
+
+use hookup_proto::reliable::{MessageId, Outcome, SessionState};
+
+use super::Fsync;
+use super::journal::JournalFile;
+use crate::{Message, Runtime};
+
+/// The directory and the files of parked sessions.
+#[derive(Debug)]
+pub(super) struct ServerJournal {
+    dir: PathBuf,
+    fsync: Fsync,
+    parked: Mutex<HashMap<Vec<u8>, SessionFile>>,
+}
+
+/// One session's file, and which journal record each queued message is.
+#[derive(Debug)]
+pub(super) struct SessionFile {
+    file: JournalFile,
+    jmap: HashMap<MessageId, u64>,
+    /// Client messages delivered to the application in this session.
+    received: u64,
+    received_dirty: bool,
+}
+
+fn hex(id: &[u8]) -> String {
+    id.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn log(r: io::Result<()>) {
+    if let Err(e) = r {
+        tracing::error!("session journal: {e}");
+    }
+}
+
+impl ServerJournal {
+    /// Opens `dir` (created if missing) and reads every session file in
+    /// it: the sessions, to be parked, with the message ids their states
+    /// gave to the journaled messages. A file that cannot be read is
+    /// reported and left alone; a torn or corrupt tail is cut off.
+    pub(super) fn open(dir: &Path, fsync: Fsync) -> io::Result<(Self, Vec<SessionState>)> {
+        std::fs::create_dir_all(dir)?;
+        let mut parked = HashMap::new();
+        let mut states = Vec::new();
+        for entry in std::fs::read_dir(dir)? {
+            let path = entry?.path();
+            match path.extension().and_then(|e| e.to_str()) {
+                Some("hkj") => {}
+                // A compaction that did not finish: the original is intact.
+                Some("compact") => {
+                    let _ = std::fs::remove_file(&path);
+                    continue;
+                }
+                _ => continue,
+            }
+            let file = match JournalFile::open(&path, fsync) {
+                Ok(f) => f,
+                Err(e) => {
+                    tracing::error!("session journal {}: {e} (skipped)", path.display());
+                    continue;
+                }
+            };
+            let j = &file.journal;
+            let id = j.session_id().to_vec();
+            if id.is_empty() || parked.contains_key(&id) {
+                log(file.remove());
+                continue;
+            }
+            let jids: Vec<u64> = j.live().map(|(jid, _)| jid).collect();
+            let (state, ids) = SessionState::restore(
+                id.clone(),
+                j.acked_count(),
+                j.received_count(),
+                j.live().map(|(_, m)| m.clone()),
+            );
+            let received = j.received_count();
+            parked.insert(
+                id,
+                SessionFile {
+                    file,
+                    jmap: ids.into_iter().zip(jids).collect(),
+                    received,
+                    received_dirty: false,
+                },
+            );
+            states.push(state);
+        }
+        if !states.is_empty() {
+            tracing::info!(
+                "session journal {}: {} sessions restored",
+                dir.display(),
+                states.len()
+            );
+        }
+        Ok((
+            Self {
+                dir: dir.to_owned(),
+                fsync,
+                parked: Mutex::new(parked),
+            },
+            states,
+        ))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<Vec<u8>, SessionFile>> {
+        self.parked.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The file of a session being attached: the parked one when resumed,
+    /// else a new file (a stale one with that name is replaced).
+    pub(super) fn attach(&self, id: &[u8], resumed: bool) -> Option<SessionFile> {
+        if let Some(f) = self.lock().remove(id) {
+            if resumed {
+                return Some(f);
+            }
+            log(f.file.remove());
+        }
+        let path = self.dir.join(format!("{}.hkj", hex(id)));
+        let _ = std::fs::remove_file(&path);
+        let made = JournalFile::open(&path, self.fsync).and_then(|mut file| {
+            file.session(id)?;
+            Ok(file)
+        });
+        match made {
+            Ok(file) => Some(SessionFile {
+                file,
+                jmap: HashMap::new(),
+                received: 0,
+                received_dirty: false,
+            }),
+            Err(e) => {
+                tracing::error!("session journal {}: {e}", path.display());
+                None
+            }
+        }
+    }
+
+    /// Keeps the file of a session that was parked.
+    pub(super) fn park(&self, id: Vec<u8>, mut file: SessionFile) {
+        file.flush();
+        log(file.file.sync());
+        self.lock().insert(id, file);
+    }
+
+    /// Deletes the file of a session that is gone for good.
+    pub(super) fn drop_session(&self, id: &[u8]) {
+        if let Some(f) = self.lock().remove(id) {
+            log(f.file.remove());
+        }
+    }
+}
+
+impl SessionFile {
+    /// A message was queued.
+    pub(super) fn add(&mut self, id: MessageId, msg: &Message) {
+        match self.file.add(msg) {
+            Ok(jid) => {
+                self.jmap.insert(id, jid);
+            }
+            Err(e) => tracing::error!("session journal: {e}"),
+        }
+    }
+
+    /// A message's outcome: a dropped one leaves the journal.
+    pub(super) fn outcome(&mut self, id: MessageId, outcome: Outcome) {
+        if matches!(outcome, Outcome::Dropped(_))
+            && let Some(jid) = self.jmap.remove(&id)
+        {
+            log(self.file.done(jid));
+        }
+    }
+
+    /// The client acknowledged the message.
+    pub(super) fn released(&mut self, id: MessageId) {
+        let jid = self.jmap.remove(&id);
+        log(self.file.acked(jid));
+    }
+
+    /// A client message was handed to the application.
+    pub(super) fn delivered(&mut self) {
+        self.received += 1;
+        self.received_dirty = true;
+    }
+
+    /// Records what was delivered (before the ACK for it can be written).
+    pub(super) fn flush(&mut self) {
+        if std::mem::take(&mut self.received_dirty) {
+            log(self.file.received(self.received));
+        }
+    }
+
+    /// The interval fsync.
+    pub(super) fn poll_sync<R: Runtime>(
+        &mut self,
+        timer: &mut Option<R::Sleep>,
+        cx: &mut Context<'_>,
+    ) {
+        log(self.file.poll_sync::<R>(timer, cx));
+    }
+}
