@@ -2,13 +2,18 @@
 # Echo benchmark driver: builds bench/ in release mode and runs every case and impl once,
 # then the idle-memory mode. Prints markdown tables (also saved to target/bench-last.md).
 #
-#   bench/run.sh [all|throughput|idle]
+#   bench/run.sh [all|throughput|idle|reliable]
+#
+# `reliable` (not part of `all`) compares hookup's reliable mode (hookup.v1: acks, journal)
+# with raw hookup, variants interleaved over BENCH_REPS repetitions; it always builds with
+# the hookup feature (see src/bin/bench-run/reliable.rs for its settings).
 #
 # Environment (see src/bin/bench-run.rs for all of them):
 #   BENCH_DURATION=3   measured seconds per case/impl     BENCH_WARMUP=1
 #   BENCH_IMPLS=a,b    subset of impls                    BENCH_CASES=1,3   subset of cases
 #   BENCH_IDLE_CONNS=5000
-#   BENCH_FEATURES=hookup   build with the hookup server slot enabled
+#   BENCH_FEATURES=hookup   build with the hookup servers (tokio, async-std, smol) enabled
+#   BENCH_REPS=5 BENCH_REL_MESSAGES=200000 BENCH_REL_RTTS=20000   (reliable mode)
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -20,6 +25,7 @@ fi
 command -v taskset >/dev/null || echo "run.sh: taskset not found (util-linux): running unpinned" >&2
 
 features=()
+if [ "${1:-all}" = reliable ] && [ -z "${BENCH_FEATURES:-}" ]; then BENCH_FEATURES=hookup; fi
 if [ -n "${BENCH_FEATURES:-}" ]; then features=(--features "$BENCH_FEATURES"); fi
 cargo build --release "${features[@]}" >&2
 

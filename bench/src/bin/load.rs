@@ -407,6 +407,7 @@ struct ReadPlan {
 /// `window + 1` copies of the frame: at most `window` frames are owed at any time, and the
 /// range is rebased to start inside the first frame before more frames are appended, so it
 /// never runs past the batch.
+#[allow(clippy::too_many_arguments)]
 async fn run_conn(
     stream: TcpStream,
     leftover: Vec<u8>,

@@ -1,6 +1,7 @@
 //! Echo server implementations and the accept loop they share.
 //!
-//! Every impl runs on a single-threaded (`current_thread`) tokio runtime, binds with a
+//! Every impl runs on a single-threaded (`current_thread`) tokio runtime (except
+//! `hookup-async-std` and `hookup-smol`, see `hookup_async.rs`), binds with a
 //! listen backlog of 1024, sets TCP_NODELAY on each accepted socket and spawns one task per
 //! connection. Each impl's per-connection function is spawned directly (no dispatch inside
 //! the task), so a task's size, and so its idle memory, is that impl's own.
@@ -30,11 +31,18 @@ mod tung_batched;
 // ---------------------------------------------------------------------------------------
 #[cfg(feature = "hookup")]
 mod hookup;
+// hookup-async-std on smol's and async-std's executors (not tokio): see hookup_async.rs.
+#[cfg(feature = "hookup")]
+mod hookup_async;
 
 /// Names accepted by `echo-server <impl>`, in the order the driver runs them.
 pub const IMPLS: &[&str] = &[
     #[cfg(feature = "hookup")]
     "hookup",
+    #[cfg(feature = "hookup")]
+    "hookup-async-std",
+    #[cfg(feature = "hookup")]
+    "hookup-smol",
     "tungstenite",
     "tungstenite-batched",
     "tokio-websockets",
@@ -45,9 +53,14 @@ pub const IMPLS: &[&str] = &[
 /// Listen backlog (the kernel caps it at net.core.somaxconn).
 const BACKLOG: u32 = 1024;
 
-/// Runs the echo server `impl_name` on `addr` until the process is killed.
+/// Runs the echo server `impl_name` on `addr` until the process is killed (on a
+/// `current_thread` tokio runtime, except the hookup-async-std impls).
 /// Prints `LISTENING <addr>` on stdout once the socket is listening.
 pub fn run(impl_name: &str, addr: SocketAddr) -> Result<(), BoxError> {
+    #[cfg(feature = "hookup")]
+    if hookup_async::NAMES.contains(&impl_name) {
+        return hookup_async::run(impl_name, addr);
+    }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -69,7 +82,11 @@ pub fn run(impl_name: &str, addr: SocketAddr) -> Result<(), BoxError> {
 }
 
 fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
     socket.set_reuseaddr(true)?;
     socket.bind(addr)?;
     socket.listen(BACKLOG)
@@ -83,10 +100,10 @@ where
 {
     let verbose = verbose();
     let report = move |r: Result<(), BoxError>| {
-        if let Err(e) = r {
-            if verbose {
-                eprintln!("connection error: {e}");
-            }
+        if let Err(e) = r
+            && verbose
+        {
+            eprintln!("connection error: {e}");
         }
     };
     if unconstrained() {
@@ -105,7 +122,7 @@ pub(crate) fn unconstrained() -> bool {
     *U.get_or_init(|| flag("BENCH_UNCONSTRAINED"))
 }
 
-fn verbose() -> bool {
+pub(crate) fn verbose() -> bool {
     static V: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *V.get_or_init(|| flag("ECHO_SERVER_VERBOSE"))
 }

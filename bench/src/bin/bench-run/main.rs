@@ -1,7 +1,7 @@
 //! `bench-run` — the driver. Usually started through `bench/run.sh`.
 //!
 //! ```text
-//! bench-run [all|throughput|idle]
+//! bench-run [all|throughput|idle|reliable]
 //! ```
 //!
 //! For each case and each impl: starts `echo-server <impl>` pinned to one core
@@ -9,7 +9,9 @@
 //! (`$BENCH_LOAD_CPU`, default 1), samples the server's utime+stime from /proc/PID/stat
 //! when the load says MEASURE_START / MEASURE_END, kills the server and prints one markdown
 //! table per case. The idle mode opens `$BENCH_IDLE_CONNS` (default 5000) idle, handshaken
-//! connections to each server and reports the VmRSS growth per connection.
+//! connections to each server and reports the VmRSS growth per connection. The reliable mode
+//! (not part of `all`; needs `--features hookup`) compares hookup's reliable mode with raw
+//! hookup: see `reliable.rs`.
 //!
 //! Environment:
 //! - `BENCH_DURATION` measured seconds per case/impl (default 3)
@@ -28,10 +30,12 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
 use hookup_bench::procfs;
+
+mod reliable;
 
 struct Case {
     conns: usize,
@@ -40,24 +44,47 @@ struct Case {
 }
 
 const CASES: &[Case] = &[
-    Case { conns: 100, size: 20, window: 1 },
-    Case { conns: 16, size: 1024, window: 16 },
-    Case { conns: 100, size: 20, window: 16 },
-    Case { conns: 200, size: 16 * 1024, window: 1 },
-    Case { conns: 10, size: 1024 * 1024, window: 4 },
+    Case {
+        conns: 100,
+        size: 20,
+        window: 1,
+    },
+    Case {
+        conns: 16,
+        size: 1024,
+        window: 16,
+    },
+    Case {
+        conns: 100,
+        size: 20,
+        window: 16,
+    },
+    Case {
+        conns: 200,
+        size: 16 * 1024,
+        window: 1,
+    },
+    Case {
+        conns: 10,
+        size: 1024 * 1024,
+        window: 4,
+    },
 ];
 
 /// Runs where other processes used more than this (% of one core) are flagged.
 const NOISY_PCT: f64 = 10.0;
 
 fn env_or<T: std::str::FromStr>(key: &str, default: T) -> T {
-    std::env::var(key).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(key)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn fmt_size(b: usize) -> String {
-    if b >= 1 << 20 && b % (1 << 20) == 0 {
+    if b >= 1 << 20 && b.is_multiple_of(1 << 20) {
         format!("{} MiB", b >> 20)
-    } else if b >= 1 << 10 && b % (1 << 10) == 0 {
+    } else if b >= 1 << 10 && b.is_multiple_of(1 << 10) {
         format!("{} KiB", b >> 10)
     } else {
         format!("{b} B")
@@ -94,10 +121,8 @@ impl Proc {
     /// Next stdout line, or None on timeout / EOF.
     fn line(&self, deadline: Instant) -> Option<String> {
         let left = deadline.saturating_duration_since(Instant::now());
-        match self.lines.recv_timeout(left) {
-            Ok(l) => Some(l),
-            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => None,
-        }
+        // Timeout or EOF (the reader thread ended).
+        self.lines.recv_timeout(left).ok()
     }
 
     fn stop(mut self) {
@@ -120,7 +145,11 @@ struct Env {
 
 impl Env {
     fn server_core(&self) -> Option<usize> {
-        if self.taskset { self.server_cpu.parse().ok() } else { None }
+        if self.taskset {
+            self.server_cpu.parse().ok()
+        } else {
+            None
+        }
     }
 
     /// Waits (up to BENCH_QUIET_WAIT seconds, default 10) until processes other than ours
@@ -144,7 +173,9 @@ impl Env {
                 return false;
             }
             if !warned {
-                eprintln!("[bench-run] machine busy ({pct:.0}% of a core used by others), waiting...");
+                eprintln!(
+                    "[bench-run] machine busy ({pct:.0}% of a core used by others), waiting..."
+                );
                 warned = true;
             }
             std::thread::sleep(Duration::from_secs(2));
@@ -195,7 +226,12 @@ impl Env {
     fn start_server(&mut self, imp: &str) -> Result<(Proc, String), String> {
         let addr = self.next_addr();
         let mut cmd = self.command(&self.server_cpu, "echo-server");
-        cmd.arg(imp).arg(&addr).env("ECHO_SERVER_MAX_SECS", "600");
+        // hookup-async-std runs on async-std's global executor: one worker thread (the
+        // tokio impls run on one thread too). Ignored by every other impl.
+        cmd.arg(imp)
+            .arg(&addr)
+            .env("ECHO_SERVER_MAX_SECS", "600")
+            .env("ASYNC_STD_THREAD_COUNT", "1");
         let p = Proc::spawn(cmd).map_err(|e| format!("spawn echo-server: {e}"))?;
         self.boost(&p.pid());
         match p.line(Instant::now() + Duration::from_secs(10)) {
@@ -249,7 +285,10 @@ fn kv(line: &str, key: &str) -> Option<f64> {
 }
 
 fn run_case(env: &mut Env, case: &Case, imp: &str, warmup: f64, duration: f64) -> Row {
-    let mut row = Row { imp: imp.to_string(), ..Row::default() };
+    let mut row = Row {
+        imp: imp.to_string(),
+        ..Row::default()
+    };
     env.wait_quiet();
     let (server, addr) = match env.start_server(imp) {
         Ok(x) => x,
@@ -323,22 +362,34 @@ fn run_case(env: &mut Env, case: &Case, imp: &str, warmup: f64, duration: f64) -
             row.server_us_per_msg = server_s * 1e6 / msgs;
         }
         row.server_cpu_pct = server_s / wall * 100.0;
-        let all_task: u64 = (0..s1.cpus.len()).filter_map(|i| core(Some(i))).map(|c| c.task).sum();
-        let all_steal: u64 = (0..s1.cpus.len()).filter_map(|i| core(Some(i))).map(|c| c.steal).sum();
+        let all_task: u64 = (0..s1.cpus.len())
+            .filter_map(|i| core(Some(i)))
+            .map(|c| c.task)
+            .sum();
+        let all_steal: u64 = (0..s1.cpus.len())
+            .filter_map(|i| core(Some(i)))
+            .map(|c| c.steal)
+            .sum();
         let other = (all_task + all_steal) as f64 / tck - server_s - load_s;
         row.other_pct = (other / wall * 100.0).max(0.0);
     }
     let errors = kv(&result, "errors").unwrap_or(0.0);
     if errors > 0.0 || !server_alive {
-        row.err = Some(format!("{errors} connection errors, server alive: {server_alive}"));
+        row.err = Some(format!(
+            "{errors} connection errors, server alive: {server_alive}"
+        ));
     } else if row.other_pct > NOISY_PCT {
-        row.err = Some(format!("noisy: other processes used {:.0}% of a core", row.other_pct));
+        row.err = Some(format!(
+            "noisy: other processes used {:.0}% of a core",
+            row.other_pct
+        ));
     }
     row
 }
 
+/// Not a hookup impl (`hookup`, `hookup-async-std`, `hookup-smol`) and not tcp.
 fn is_peer(imp: &str) -> bool {
-    imp != "tcp" && imp != "hookup"
+    imp != "tcp" && !imp.starts_with("hookup")
 }
 
 fn print_case(case_no: usize, case: &Case, rows: &[Row]) {
@@ -358,18 +409,32 @@ fn print_case(case_no: usize, case: &Case, rows: &[Row]) {
         .find(|r| r.imp == "tcp" && r.msgs_per_sec > 0.0)
         .map(|r| r.msgs_per_sec)
         .unwrap_or(0.0);
+    let hookup = rows
+        .iter()
+        .find(|r| r.imp == "hookup" && r.msgs_per_sec > 0.0)
+        .map(|r| r.msgs_per_sec)
+        .unwrap_or(0.0);
     let ratio = |v: f64, base: f64| {
-        if base > 0.0 { format!("{:.2}", v / base) } else { "–".into() }
+        if base > 0.0 {
+            format!("{:.2}", v / base)
+        } else {
+            "–".into()
+        }
     };
     println!(
         "| impl | msgs/s | server CPU µs/msg | server core µs/msg | server CPU % | \
-         server core busy % | load CPU % | ratio to best peer | ratio to tcp |"
+         server core busy % | load CPU % | ratio to best peer | ratio to tcp | \
+         ratio to hookup (tokio) |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in rows {
-        let note = r.err.as_deref().map(|e| format!(" ⚠ {e}")).unwrap_or_default();
+        let note = r
+            .err
+            .as_deref()
+            .map(|e| format!(" ⚠ {e}"))
+            .unwrap_or_default();
         println!(
-            "| {}{note} | {:.0} | {:.3} | {:.3} | {:.0} | {:.0} | {:.0} | {} | {} |",
+            "| {}{note} | {:.0} | {:.3} | {:.3} | {:.0} | {:.0} | {:.0} | {} | {} | {} |",
             r.imp,
             r.msgs_per_sec,
             r.server_us_per_msg,
@@ -379,6 +444,7 @@ fn print_case(case_no: usize, case: &Case, rows: &[Row]) {
             r.load_cpu_pct,
             ratio(r.msgs_per_sec, best_peer),
             ratio(r.msgs_per_sec, tcp),
+            ratio(r.msgs_per_sec, hookup),
         );
     }
 }
@@ -432,18 +498,25 @@ fn run_idle(env: &mut Env, imps: &[String], n: usize) {
 
 fn main() {
     let mode = std::env::args().nth(1).unwrap_or_else(|| "all".into());
-    if !matches!(mode.as_str(), "all" | "throughput" | "idle") {
-        eprintln!("usage: bench-run [all|throughput|idle]");
+    if !matches!(mode.as_str(), "all" | "throughput" | "idle" | "reliable") {
+        eprintln!("usage: bench-run [all|throughput|idle|reliable]");
         std::process::exit(2);
     }
-    let bin_dir = std::env::current_exe().unwrap().parent().unwrap().to_path_buf();
+    let bin_dir = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf();
     let taskset = Command::new("taskset")
         .arg("-V")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success())
-        && std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) >= 2;
+        && std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            >= 2;
     let mut env = Env {
         bin_dir,
         taskset,
@@ -454,7 +527,8 @@ fn main() {
         nice: None,
     };
     let is_root = procfs::status_num("self", "Uid").is_some_and(|uid| uid == 0);
-    let nice = std::env::var("BENCH_NICE").unwrap_or_else(|_| if is_root { "-20".into() } else { String::new() });
+    let nice = std::env::var("BENCH_NICE")
+        .unwrap_or_else(|_| if is_root { "-20".into() } else { String::new() });
     if !nice.is_empty() {
         env.nice = Some(nice);
     }
@@ -462,9 +536,14 @@ fn main() {
     let warmup: f64 = env_or("BENCH_WARMUP", 1.0);
     let idle_conns: usize = env_or("BENCH_IDLE_CONNS", 5000);
 
-    let listed = Command::new(env.bin_dir.join("echo-server")).arg("--list").output();
+    let listed = Command::new(env.bin_dir.join("echo-server"))
+        .arg("--list")
+        .output();
     let all: Vec<String> = match listed {
-        Ok(o) => String::from_utf8_lossy(&o.stdout).lines().map(str::to_string).collect(),
+        Ok(o) => String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect(),
         Err(e) => {
             eprintln!("cannot run echo-server --list: {e}");
             std::process::exit(1);
@@ -479,11 +558,33 @@ fn main() {
         _ => (1..=CASES.len()).collect(),
     };
 
+    if mode == "reliable" {
+        println!("## hookup reliable-mode benchmark\n");
+        println!(
+            "- pinning: {}",
+            if env.taskset {
+                format!(
+                    "server on core {}, client on core {} (taskset)",
+                    env.server_cpu, env.load_cpu
+                )
+            } else {
+                "none (taskset missing or < 2 cores)".to_string()
+            }
+        );
+        if let Some(n) = &env.nice {
+            println!("- server and client run at niceness {n}");
+        }
+        reliable::run(&mut env);
+        return;
+    }
     println!("## hookup echo benchmark\n");
     println!(
         "- pinning: {}",
         if env.taskset {
-            format!("server on core {}, load on core {} (taskset)", env.server_cpu, env.load_cpu)
+            format!(
+                "server on core {}, load on core {} (taskset)",
+                env.server_cpu, env.load_cpu
+            )
         } else {
             "none (taskset missing or < 2 cores)".to_string()
         }
@@ -498,7 +599,7 @@ fn main() {
          core = all busy time of the core the server is pinned to, incl. irq/softirq (on \
          loopback the TCP receive path of each packet runs on the sending core); load CPU = \
          utime+stime of the load process; ratios are msgs/s over the best peer (non-hookup, \
-         non-tcp) and over tcp"
+         non-tcp), over tcp and over hookup on tokio"
     );
     println!(
         "- the server is the bottleneck when its core is ~100% busy; tcp well above the \
@@ -527,14 +628,14 @@ fn main() {
         }
     }
     if mode != "throughput" {
-        if let Some(lim) = procfs::nofile_soft_limit() {
-            if lim < idle_conns as u64 + 100 {
-                eprintln!(
-                    "[bench-run] warning: open-files limit {lim} < {} idle connections + 100: \
-                     raise it (run.sh does `ulimit -n`)",
-                    idle_conns
-                );
-            }
+        if let Some(lim) = procfs::nofile_soft_limit()
+            && lim < idle_conns as u64 + 100
+        {
+            eprintln!(
+                "[bench-run] warning: open-files limit {lim} < {} idle connections + 100: \
+                 raise it (run.sh does `ulimit -n`)",
+                idle_conns
+            );
         }
         run_idle(&mut env, &imps, idle_conns);
     }
