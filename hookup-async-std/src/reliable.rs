@@ -12,7 +12,7 @@
 //! Timers are async-io's, which need no executor either. A
 //! [`ReliablePeer`] is driven in the caller's task. The journal is written
 //! with blocking `std::fs` calls (one small append per record) from the
-//! client's thread. All protocol logic is `hookup_proto::reliable`.
+//! client's thread, and from `send` for the message it queues. All protocol logic is `hookup_proto::reliable`.
 //!
 //! ```no_run
 //! # async fn run() -> hookup_async_std::Result<()> {

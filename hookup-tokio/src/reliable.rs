@@ -7,7 +7,7 @@
 //! client's task and the store's reaper are `tokio::spawn`ed (so they are
 //! created inside a tokio runtime), timers are tokio's. The journal is
 //! written with blocking `std::fs` calls (one small append per record) from
-//! the client's task. All protocol logic is `hookup_proto::reliable`.
+//! the client's task, and from `send` for the message it queues. All protocol logic is `hookup_proto::reliable`.
 
 use crate::Tokio;
 

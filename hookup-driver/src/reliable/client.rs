@@ -1,15 +1,23 @@
 //! [`ReliableClient`]: a handle, and the task that drives its session.
+//!
+//! The session lives behind a mutex shared by the handle and the task (as
+//! quinn shares its connection state): [`ReliableClient::send`] queues a
+//! message into the session itself and wakes the task, which writes
+//! everything queued since its last pass in one vectored write.
 
 use std::collections::{HashMap, VecDeque};
 use std::future::{Future, poll_fn};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::marker::PhantomData;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use futures_channel::{mpsc, oneshot};
 use futures_core::Stream;
 use futures_util::StreamExt as _;
+use futures_util::task::AtomicWaker;
 use hookup_proto::ClientRequest;
 use hookup_proto::reliable::{
     Action, DropReason, MessageId, Outcome, SendError, Session, SessionEvent,
@@ -21,14 +29,124 @@ use crate::net::{Net, timeout};
 use crate::ws::{Io, Timer};
 use crate::{ClientConfig, Message, Result};
 
-enum Cmd {
-    Send {
+/// Messages a `send` may queue before the task has taken them (written
+/// them out, or at least run a pass): past this, `send` waits for the task.
+/// Bounds the batch, and lets the task read acks in between.
+const BATCH_MESSAGES: usize = 256;
+
+/// A map keyed by message id (sequential numbers: a multiplicative hash
+/// spreads them; SipHash's DoS resistance is not needed for our own ids).
+type IdMap<V> = HashMap<MessageId, V, BuildHasherDefault<IdHasher>>;
+
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+}
+
+/// What the handle and the task share.
+struct Shared {
+    state: Mutex<State>,
+    /// The task's waker.
+    task: AtomicWaker,
+    /// Payload bytes a `send` may queue before the task has taken them.
+    batch_bytes: usize,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+struct State {
+    session: Session,
+    pending: IdMap<oneshot::Sender<Outcome>>,
+    journal: Option<JournalFile>,
+    jmap: IdMap<u64>,
+    /// Messages taken into the session (sends and journal requeues).
+    accepted: usize,
+    /// The task has ended (or was dropped): nothing more is taken.
+    ended: bool,
+    /// The handle was dropped without `shutdown`: the task shuts down.
+    handle_gone: bool,
+    /// Messages (and their payload bytes) queued by `send` since the task's
+    /// last pass.
+    queued: usize,
+    queued_bytes: usize,
+    /// `send`s waiting for the task to take what was queued.
+    senders: Vec<Waker>,
+}
+
+impl State {
+    /// Queues `msg` (journaled first: see `ClientDriver::step` for why the
+    /// order holds) and registers its delivery.
+    fn send<R: Net>(
+        &mut self,
         msg: Message,
         ack: Option<Duration>,
-        accepted: oneshot::Sender<std::result::Result<Delivery, SendError>>,
-    },
-    Shutdown,
-    Abort,
+    ) -> std::result::Result<Delivery, SendError> {
+        if self.ended {
+            return Err(SendError::Closed);
+        }
+        let proto = msg.to_proto();
+        let len = proto.len();
+        let id = self.session.send(R::now(), proto, ack)?;
+        self.accepted += 1;
+        self.queued += 1;
+        self.queued_bytes += len;
+        let (tx, delivery) = Delivery::new();
+        self.pending.insert(id, tx);
+        // The session queued the message's bytes for the socket, but the
+        // task cannot write them before this lock is released: the record
+        // is in the file first.
+        if let Some(j) = &mut self.journal {
+            match j.add(&msg) {
+                Ok(jid) => {
+                    self.jmap.insert(id, jid);
+                }
+                Err(e) => tracing::error!("journal: {e}"),
+            }
+        }
+        Ok(delivery)
+    }
+
+    fn journal_done(&mut self, id: MessageId) {
+        if let (Some(j), Some(jid)) = (&mut self.journal, self.jmap.remove(&id))
+            && let Err(e) = j.done(jid)
+        {
+            tracing::error!("journal: {e}");
+        }
+    }
+
+    /// Runs `f` on the journal, if there is one, logging its error.
+    fn journal(&mut self, f: impl FnOnce(&mut JournalFile) -> std::io::Result<()>) {
+        if let Some(j) = &mut self.journal
+            && let Err(e) = f(j)
+        {
+            tracing::error!("journal: {e}");
+        }
+    }
+
+    /// The task took what was queued: waiting `send`s may go on.
+    fn taken(&mut self) {
+        self.queued = 0;
+        self.queued_bytes = 0;
+        for w in self.senders.drain(..) {
+            w.wake();
+        }
+    }
 }
 
 /// A client that keeps its session across network failures: it reconnects
@@ -36,7 +154,7 @@ enum Cmd {
 /// drops duplicates. Runs in its own task (see the [module](super) for
 /// where); this is its handle. `R` is the adapter's runtime.
 pub struct ReliableClient<R> {
-    cmd: mpsc::UnboundedSender<Cmd>,
+    shared: Arc<Shared>,
     events: mpsc::Receiver<ReliableEvent>,
     done: Option<oneshot::Receiver<Finished>>,
     runtime: PhantomData<fn() -> R>,
@@ -44,9 +162,24 @@ pub struct ReliableClient<R> {
 
 impl<R> std::fmt::Debug for ReliableClient<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let finished = {
+            let st = self.shared.lock();
+            st.ended || st.session.is_finished()
+        };
         f.debug_struct("ReliableClient")
-            .field("finished", &self.cmd.is_closed())
+            .field("finished", &finished)
             .finish_non_exhaustive()
+    }
+}
+
+impl<R> Drop for ReliableClient<R> {
+    fn drop(&mut self) {
+        // Every handle is gone (unless `shutdown` ran): finish what was
+        // queued, then end.
+        if self.done.is_some() {
+            self.shared.lock().handle_gone = true;
+            self.shared.task.wake();
+        }
     }
 }
 
@@ -63,7 +196,6 @@ where
     /// Starts a client for a full request (headers, subprotocols).
     pub fn connect_request(request: ClientRequest, config: ReliableConfig) -> Result<Self> {
         let capacity = config.event_capacity.max(1);
-        let (cmd_tx, cmd_rx) = mpsc::unbounded();
         // A bounded channel holds its buffer plus one item per sender.
         let (ev_tx, ev_rx) = mpsc::channel(capacity - 1);
         let (done_tx, done_rx) = oneshot::channel();
@@ -73,7 +205,7 @@ where
         session_config.report_releases = true;
         let mut session = Session::client(request, session_config, R::now());
         let mut journal = None;
-        let mut jmap = HashMap::new();
+        let mut jmap = IdMap::default();
         let mut received = 0;
         if let Some(path) = &config.journal {
             let mut j = JournalFile::open(path, config.fsync)?;
@@ -119,23 +251,34 @@ where
             }
             journal = Some(j);
         }
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                session,
+                pending: IdMap::default(),
+                journal,
+                accepted: jmap.len(),
+                jmap,
+                ended: false,
+                handle_gone: false,
+                queued: 0,
+                queued_bytes: 0,
+                senders: Vec::new(),
+            }),
+            task: AtomicWaker::new(),
+            batch_bytes: config.client.ws.write_buffer_size.max(1),
+        });
         let driver = ClientDriver::<R> {
-            session,
+            shared: shared.clone(),
             io: None,
             closing: false,
             read_eof: false,
             connecting: None,
             timer: Timer::default(),
-            cmd: cmd_rx,
-            cmd_open: true,
+            shutdown_done: false,
             events: ev_tx,
             backlog: VecDeque::new(),
             capacity,
-            pending: HashMap::new(),
-            accepted: jmap.len(),
             released: 0,
-            journal,
-            jmap,
             received,
             received_dirty: false,
             sync_timer: None,
@@ -145,7 +288,7 @@ where
         };
         super::spawn::<R>("hookup-reliable", Box::pin(driver));
         Ok(Self {
-            cmd: cmd_tx,
+            shared,
             events: ev_rx,
             done: Some(done_rx),
             runtime: PhantomData,
@@ -157,23 +300,42 @@ where
     /// `Written`. Either way the message is kept until the server
     /// acknowledges it and is replayed across reconnects. Fails at once when
     /// the outbox is full or the client has ended.
+    ///
+    /// The message is queued into the session right here (and written to
+    /// the journal, if there is one); the client's task writes out
+    /// everything queued since its last pass in one vectored write. `send`
+    /// returns without waiting for the task, unless what was queued since
+    /// the task's last pass has grown large (256 messages, or
+    /// `write_buffer_size` bytes of payload): then it waits for the task to
+    /// take it first.
     pub async fn send(
         &self,
         msg: impl Into<Message>,
         ack: Option<Duration>,
     ) -> std::result::Result<Delivery, SendError> {
-        let (tx, rx) = oneshot::channel();
-        let cmd = Cmd::Send {
-            msg: msg.into(),
-            ack,
-            accepted: tx,
-        };
-        // Unbounded, but each `send` waits for its answer: the queue holds
-        // at most one command per `send` in progress.
-        self.cmd
-            .unbounded_send(cmd)
-            .map_err(|_| SendError::Closed)?;
-        rx.await.unwrap_or(Err(SendError::Closed))
+        let mut msg = Some(msg.into());
+        poll_fn(|cx| {
+            let mut st = self.shared.lock();
+            if !st.ended
+                && (st.queued >= BATCH_MESSAGES || st.queued_bytes >= self.shared.batch_bytes)
+            {
+                if !st.senders.iter().any(|w| w.will_wake(cx.waker())) {
+                    st.senders.push(cx.waker().clone());
+                }
+                return Poll::Pending;
+            }
+            let msg = msg.take().expect("`send` polled after it completed");
+            let first = st.queued == 0;
+            let r = st.send::<R>(msg, ack);
+            drop(st);
+            // The first message since the task's last pass wakes it; the
+            // rest ride along.
+            if first && r.is_ok() {
+                self.shared.task.wake();
+            }
+            Poll::Ready(r)
+        })
+        .await
     }
 
     /// The next event; `None` once the client has finished.
@@ -187,7 +349,8 @@ where
     /// are dropped, also from the journal). Events still arriving are
     /// discarded. Every [`Delivery`] is resolved when this returns.
     pub async fn shutdown(mut self, deadline: Duration) -> Finished {
-        let _ = self.cmd.unbounded_send(Cmd::Shutdown);
+        self.shared.lock().session.shutdown(R::now());
+        self.shared.task.wake();
         let Some(mut done) = self.done.take() else {
             return Finished {
                 unacked: 0,
@@ -211,7 +374,8 @@ where
         if let Some(Some(f)) = timeout::<R, _>(deadline, wait).await {
             return f;
         }
-        let _ = self.cmd.unbounded_send(Cmd::Abort);
+        self.shared.lock().session.abort(R::now());
+        self.shared.task.wake();
         let f = async {
             while self.events.next().await.is_some() {}
             done.await.ok()
@@ -229,29 +393,24 @@ where
 type Connecting<S> = Pin<Box<dyn Future<Output = Result<S>> + Send>>;
 
 struct ClientDriver<R: Net> {
-    session: Session,
+    shared: Arc<Shared>,
     io: Option<Io<R::Stream, R>>,
     /// Writing out the last bytes of a finished connection, then shutting it.
     closing: bool,
     read_eof: bool,
     connecting: Option<Connecting<R::Stream>>,
     timer: Timer<R>,
-    cmd: mpsc::UnboundedReceiver<Cmd>,
-    cmd_open: bool,
+    /// The session was shut down because the handle went away.
+    shutdown_done: bool,
     events: mpsc::Sender<ReliableEvent>,
     backlog: VecDeque<ReliableEvent>,
     capacity: usize,
-    pending: HashMap<MessageId, oneshot::Sender<Outcome>>,
-    journal: Option<JournalFile>,
     /// The journal's interval fsync.
     sync_timer: Option<R::Sleep>,
-    jmap: HashMap<MessageId, u64>,
     /// Messages of the current session taken from it (to the journal).
     received: u64,
     received_dirty: bool,
-    /// Messages taken into the session (sends and journal requeues), and
-    /// how many of them the server acknowledged.
-    accepted: usize,
+    /// Messages the server acknowledged.
     released: usize,
     client: ClientConfig,
     done: Option<oneshot::Sender<Finished>>,
@@ -262,63 +421,21 @@ impl<R: Net> ClientDriver<R>
 where
     R::Sleep: Send,
 {
-    fn journal_done(&mut self, id: MessageId) {
-        if let (Some(j), Some(jid)) = (&mut self.journal, self.jmap.remove(&id))
-            && let Err(e) = j.done(jid)
-        {
-            tracing::error!("journal: {e}");
-        }
-    }
-
-    /// Runs `f` on the journal, if there is one, logging its error.
-    fn journal(&mut self, f: impl FnOnce(&mut JournalFile) -> std::io::Result<()>) {
-        if let Some(j) = &mut self.journal
-            && let Err(e) = f(j)
-        {
-            tracing::error!("journal: {e}");
-        }
-    }
-
-    fn handle_cmd(&mut self, cmd: Cmd) {
-        match cmd {
-            Cmd::Send { msg, ack, accepted } => {
-                let proto = msg.to_proto();
-                let r = self.session.send(R::now(), proto, ack).map(|id| {
-                    self.accepted += 1;
-                    let (tx, delivery) = Delivery::new();
-                    self.pending.insert(id, tx);
-                    if let Some(j) = &mut self.journal {
-                        match j.add(&msg) {
-                            Ok(jid) => {
-                                self.jmap.insert(id, jid);
-                            }
-                            Err(e) => tracing::error!("journal: {e}"),
-                        }
-                    }
-                    delivery
-                });
-                let _ = accepted.send(r);
-            }
-            Cmd::Shutdown => self.session.shutdown(R::now()),
-            Cmd::Abort => self.session.abort(R::now()),
-        }
-    }
-
-    fn on_event(&mut self, ev: SessionEvent) {
+    fn on_event(&mut self, st: &mut State, ev: SessionEvent) {
         let out = match ev {
             SessionEvent::Delivery { id, outcome } => {
                 if matches!(outcome, Outcome::Dropped(_)) {
-                    self.journal_done(id);
+                    st.journal_done(id);
                 }
-                if let Some(tx) = self.pending.remove(&id) {
+                if let Some(tx) = st.pending.remove(&id) {
                     let _ = tx.send(outcome);
                 }
                 return;
             }
             SessionEvent::Released(id) => {
                 self.released += 1;
-                let jid = self.jmap.remove(&id);
-                self.journal(|j| j.acked(jid));
+                let jid = st.jmap.remove(&id);
+                st.journal(|j| j.acked(jid));
                 return;
             }
             SessionEvent::Connected { resumed, session } => {
@@ -327,7 +444,7 @@ where
                     // numbered afresh, nothing received yet.
                     self.received = 0;
                     self.received_dirty = false;
-                    self.journal(|j| j.session(&session));
+                    st.journal(|j| j.session(&session));
                 }
                 ReliableEvent::Connected { resumed }
             }
@@ -341,11 +458,11 @@ where
                 self.gave_up = true;
                 // Messages were dropped unacknowledged: the journal no
                 // longer matches the session, which is not resumed.
-                self.journal(|j| j.session(b""));
+                st.journal(|j| j.session(b""));
                 ReliableEvent::GaveUp
             }
             SessionEvent::Closed => {
-                self.journal(|j| j.session(b""));
+                st.journal(|j| j.session(b""));
                 return;
             }
             SessionEvent::Message(m) => {
@@ -361,13 +478,24 @@ where
     }
 
     /// One pass over every source of progress; returns whether anything moved.
-    fn step(&mut self, cx: &mut Context<'_>) -> bool {
+    ///
+    /// Runs under the shared lock, so that journal records come before the
+    /// bytes they cover reach the socket: `send` journals a message before
+    /// it releases the lock, and the `received` record is written below
+    /// before anything is written.
+    fn step(&mut self, st: &mut State, cx: &mut Context<'_>) -> bool {
         let mut progress = false;
-        while let Some(a) = self.session.poll_action() {
+        if st.handle_gone && !self.shutdown_done {
+            // Every handle is gone: finish what was queued, then end.
+            self.shutdown_done = true;
+            st.session.shutdown(R::now());
+            progress = true;
+        }
+        while let Some(a) = st.session.poll_action() {
             progress = true;
             match a {
                 Action::Connect => {
-                    let request = self.session.request().expect("client session").clone();
+                    let request = st.session.request().expect("client session").clone();
                     let client = self.client.clone();
                     self.connecting = Some(Box::pin(async move {
                         crate::open_transport::<R>(&request, &client).await
@@ -377,9 +505,9 @@ where
                 _ => {}
             }
         }
-        while let Some(ev) = self.session.poll_event() {
+        while let Some(ev) = st.session.poll_event() {
             progress = true;
-            self.on_event(ev);
+            self.on_event(st, ev);
         }
         if std::mem::take(&mut self.received_dirty) {
             // In the file before anything more is written to the socket:
@@ -387,7 +515,7 @@ where
             // (a restarted client would tell the server it received less
             // than it acknowledged).
             let n = self.received;
-            self.journal(|j| j.received(n));
+            st.journal(|j| j.received(n));
         }
         while !self.backlog.is_empty() {
             match self.events.poll_ready(cx) {
@@ -401,21 +529,6 @@ where
                 Poll::Pending => break,
             }
         }
-        while self.cmd_open {
-            match Pin::new(&mut self.cmd).poll_next(cx) {
-                Poll::Ready(Some(cmd)) => {
-                    progress = true;
-                    self.handle_cmd(cmd);
-                }
-                Poll::Ready(None) => {
-                    // Every handle is gone: finish what was queued, then end.
-                    self.cmd_open = false;
-                    self.session.shutdown(R::now());
-                    progress = true;
-                }
-                Poll::Pending => break,
-            }
-        }
         if let Some(f) = &mut self.connecting
             && let Poll::Ready(r) = f.as_mut().poll(cx)
         {
@@ -426,14 +539,15 @@ where
                     self.io = Some(Io::new(stream, self.client.ws.max_read_size));
                     self.read_eof = false;
                     self.closing = false;
-                    self.session.handle_connected(R::now());
+                    st.session.handle_connected(R::now());
                 }
-                Err(e) => self.session.handle_connect_failed(R::now(), &e.to_string()),
+                Err(e) => st.session.handle_connect_failed(R::now(), &e.to_string()),
             }
         }
+        let session = &mut st.session;
         if let Some(io) = &mut self.io {
             if self.closing {
-                let done = match io.poll_write_out(&mut self.session, cx) {
+                let done = match io.poll_write_out(session, cx) {
                     Poll::Ready(_) => io.poll_shutdown(cx).is_ready(),
                     Poll::Pending => false,
                 };
@@ -443,30 +557,29 @@ where
                     progress = true;
                 }
             } else {
-                if io.has_output(&self.session) {
-                    let queued = self.session.transmit_len();
-                    match io.poll_write_out(&mut self.session, cx) {
+                if io.has_output(session) {
+                    let queued = session.transmit_len();
+                    match io.poll_write_out(session, cx) {
                         Poll::Ready(Err(_)) => {
                             self.read_eof = true;
-                            self.session.handle_eof(R::now());
+                            session.handle_eof(R::now());
                             return true;
                         }
                         // Room in the write window: more of the outbox may
                         // be queued now, with outcomes to report.
                         Poll::Ready(Ok(())) => progress = true,
-                        Poll::Pending => progress |= self.session.transmit_len() != queued,
+                        Poll::Pending => progress |= session.transmit_len() != queued,
                     }
                 }
-                if !self.read_eof && self.session.wants_read() && self.backlog.len() < self.capacity
-                {
-                    match io.poll_read(&mut self.session, cx) {
+                if !self.read_eof && session.wants_read() && self.backlog.len() < self.capacity {
+                    match io.poll_read(session, cx) {
                         Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => {
                             self.read_eof = true;
-                            self.session.handle_eof(R::now());
+                            session.handle_eof(R::now());
                             progress = true;
                         }
                         Poll::Ready(Ok(_)) => {
-                            self.session.handle_read(R::now());
+                            session.handle_read(R::now());
                             progress = true;
                         }
                         Poll::Pending => {}
@@ -474,10 +587,10 @@ where
                 }
             }
         }
-        if self.timer.poll(&mut self.session, cx) {
+        if self.timer.poll(session, cx) {
             progress = true;
         }
-        if let Some(j) = &mut self.journal
+        if let Some(j) = &mut st.journal
             && let Err(e) = j.poll_sync::<R>(&mut self.sync_timer, cx)
         {
             tracing::error!("journal: {e}");
@@ -497,36 +610,41 @@ where
     type Output = ();
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
+        // Registered before the state is looked at: a `send` after the
+        // lock is released below wakes this poll's waker.
+        this.shared.task.register(cx.waker());
+        let shared = this.shared.clone();
+        let mut st = shared.lock();
         // Bounded passes per poll, so one busy client cannot hog the thread.
         let mut busy = true;
         for _ in 0..64 {
-            if !this.step(cx) {
+            if !this.step(&mut st, cx) {
                 busy = false;
                 break;
             }
         }
-        if this.session.is_finished()
+        // Everything queued so far was taken (written, or in the session's
+        // outbox waiting for the socket, as before).
+        st.taken();
+        if st.session.is_finished()
             && this.io.is_none()
             && this.backlog.is_empty()
             && this.connecting.is_none()
         {
-            if let Some(j) = &mut this.journal
-                && let Err(e) = j.sync()
-            {
-                tracing::error!("journal: {e}");
-            }
-            for (_, tx) in this.pending.drain() {
+            st.journal(JournalFile::sync);
+            st.ended = true;
+            for (_, tx) in st.pending.drain() {
                 let _ = tx.send(Outcome::Dropped(DropReason::Shutdown));
             }
             if let Some(done) = this.done.take() {
                 let _ = done.send(Finished {
-                    unacked: this.accepted.saturating_sub(this.released),
+                    unacked: st.accepted.saturating_sub(this.released),
                     gave_up: this.gave_up,
                 });
             }
             return Poll::Ready(());
         }
-        if this.session.is_finished() && this.io.is_some() && !this.closing {
+        if st.session.is_finished() && this.io.is_some() && !this.closing {
             this.closing = true;
             cx.waker().wake_by_ref();
         }
@@ -536,5 +654,16 @@ where
             cx.waker().wake_by_ref();
         }
         Poll::Pending
+    }
+}
+
+impl<R: Net> Drop for ClientDriver<R> {
+    fn drop(&mut self) {
+        // Finished, or dropped with its runtime: `send` fails from now on,
+        // and the deliveries still pending resolve (as dropped).
+        let mut st = self.shared.lock();
+        st.ended = true;
+        st.pending.clear();
+        st.taken();
     }
 }

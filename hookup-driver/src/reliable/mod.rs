@@ -17,12 +17,15 @@
 //! * [`SharedStore`] reaps expired sessions in a background task, started
 //!   the same way (a thread per store on async-io).
 //! * [`ReliablePeer`] is driven in the caller's task.
-//! * The journal is written with blocking `std::fs` calls from the client's
-//!   task: appends of one record each (plus an `fdatasync` per
-//!   [`Fsync`] policy), and a rewrite when it is compacted.
+//! * The journal is written with blocking `std::fs` calls: a message's
+//!   record by [`ReliableClient::send`] (in the caller's task), the others
+//!   from the client's task; appends of one record each (plus an
+//!   `fdatasync` per [`Fsync`] policy), and a rewrite when it is compacted.
 //!
-//! Channels between a client handle and its task are `futures-channel`'s
-//! (runtime-neutral).
+//! A client handle and its task share the session behind a mutex: `send`
+//! queues into it and wakes the task, which writes out everything queued
+//! since its last pass at once. Events and outcomes reach the application
+//! through `futures-channel`'s channels (runtime-neutral).
 
 mod client;
 mod journal;
@@ -74,7 +77,8 @@ pub struct ReliableConfig {
     /// process crashes: after a restart the client resumes that session and
     /// sends the messages again; the server drops what it already had.
     /// Written with blocking `std::fs` calls (small appends) from the
-    /// client's task.
+    /// client's task, and by [`ReliableClient::send`] for the message it
+    /// queues (before the message can reach the socket).
     pub journal: Option<std::path::PathBuf>,
     /// When the journal is flushed to disk (default every 10 ms).
     pub fsync: Fsync,
