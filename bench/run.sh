@@ -2,11 +2,14 @@
 # Echo benchmark driver: builds bench/ in release mode and runs every case and impl once,
 # then the idle-memory mode. Prints markdown tables (also saved to target/bench-last.md).
 #
-#   bench/run.sh [all|throughput|idle|reliable]
+#   bench/run.sh [all|throughput|idle|reliable|deflate]
 #
 # `reliable` (not part of `all`) compares hookup's reliable mode (hookup.v1: acks, journal)
 # with raw hookup, variants interleaved over BENCH_REPS repetitions; it always builds with
 # the hookup feature (see src/bin/bench-run/reliable.rs for its settings).
+# `deflate` (not part of `all`) compares hookup with permessage-deflate against the peers
+# that implement it (yawc, soketto), BENCH_REPS repetitions (default 3), also built with
+# the hookup feature (see src/bin/bench-run/deflate.rs).
 #
 # Environment (see src/bin/bench-run.rs for all of them):
 #   BENCH_DURATION=3   measured seconds per case/impl     BENCH_WARMUP=1
@@ -25,7 +28,7 @@ fi
 command -v taskset >/dev/null || echo "run.sh: taskset not found (util-linux): running unpinned" >&2
 
 features=()
-if [ "${1:-all}" = reliable ] && [ -z "${BENCH_FEATURES:-}" ]; then BENCH_FEATURES=hookup; fi
+case "${1:-all}" in reliable|deflate) [ -n "${BENCH_FEATURES:-}" ] || BENCH_FEATURES=hookup ;; esac
 if [ -n "${BENCH_FEATURES:-}" ]; then features=(--features "$BENCH_FEATURES"); fi
 cargo build --release "${features[@]}" >&2
 

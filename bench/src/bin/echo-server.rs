@@ -1,5 +1,6 @@
 //! `echo-server <impl> <addr>` — one WebSocket (or raw TCP) echo server.
-//! `echo-server --list` prints the impls compiled in, one per line.
+//! `echo-server --list` prints the impls compiled in, one per line; `--list-deflate` the
+//! ones that accept permessage-deflate.
 //!
 //! Stops by itself after ECHO_SERVER_MAX_SECS (default 900) so a forgotten server never
 //! lingers; the driver kills it long before that.
@@ -16,8 +17,17 @@ fn main() {
         }
         return;
     }
+    if args.first().map(String::as_str) == Some("--list-deflate") {
+        for name in servers::DEFLATE_IMPLS {
+            println!("{name}");
+        }
+        return;
+    }
     let [impl_name, addr] = args.as_slice() else {
-        eprintln!("usage: echo-server <impl> <addr>   (impls: {})", servers::IMPLS.join(", "));
+        eprintln!(
+            "usage: echo-server <impl> <addr>   (impls: {})",
+            servers::IMPLS.join(", ")
+        );
         std::process::exit(2);
     };
     let addr = match addr.parse() {

@@ -28,6 +28,17 @@
 //! `RESULT msgs=.. secs=.. msgs_per_sec=.. load_cpu_pct=.. errors=..`; the driver samples the
 //! server's /proc at MEASURE_START / MEASURE_END. The process exits by itself.
 //!
+//! Deflate mode (`--deflate`): the handshake offers `Sec-WebSocket-Extensions:
+//! permessage-deflate` and the response must accept it (else the load prints
+//! `NOT_NEGOTIATED <response header>` and exits 1: a server that does not compress is
+//! flagged, never measured). It sends `--size`-byte JSON-like text messages with varied
+//! values (the generator of hookup-proto's deflate bench), a cycle of distinct ones (at least
+//! 64 and 1 MiB of text), each pre-compressed by itself (raw deflate level 1, 15-bit window,
+//! sync flush, RSV1 set), so the load does no compression; the server inflates each and
+//! compresses its echo with its own settings. Echoes are counted by frame header only (not
+//! inflated); RESULT adds `compressed_pct` (echoed data frames with RSV1 set) and
+//! `wire_bytes_per_echo` (server bytes received per echo).
+//!
 //! Idle mode: opens N connections, completes the handshake, prints `IDLE_READY conns=N`,
 //! then does nothing until killed or `--hold` seconds (default 120) pass.
 
@@ -76,12 +87,14 @@ struct Args {
     /// For such payloads, also send with sendfile(2) from a memfd (off by default: it made
     /// the servers measurably slower, see the module docs).
     sendfile: bool,
+    /// Offer permessage-deflate and send pre-compressed text messages (see module docs).
+    deflate: bool,
 }
 
 fn usage() -> ! {
     eprintln!(
         "usage: load --addr A --conns N --size BYTES --window W --duration SECS [--warmup SECS] \
-         [--proto ws|tcp] [--threads T] [--zero-copy-min BYTES] [--sendfile]\n       load --addr A --conns N --idle [--hold SECS] [--proto ws|tcp]"
+         [--proto ws|tcp] [--threads T] [--zero-copy-min BYTES] [--sendfile] [--deflate]\n       load --addr A --conns N --idle [--hold SECS] [--proto ws|tcp]"
     );
     std::process::exit(2)
 }
@@ -107,11 +120,16 @@ fn parse_args() -> Args {
         hold: 120.0,
         zero_copy_min: 64 * 1024,
         sendfile: false,
+        deflate: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
         if k == "--idle" {
             a.idle = true;
+            continue;
+        }
+        if k == "--deflate" {
+            a.deflate = true;
             continue;
         }
         if k == "--sendfile" {
@@ -172,7 +190,16 @@ fn encode_frame(size: usize, proto: Proto) -> Vec<u8> {
 enum Parser {
     /// WebSocket frames: only the header is parsed, the payload skipped. A message
     /// completes on a data frame (opcode 0/1/2) with FIN; control frames are not counted.
-    Ws { hdr: [u8; 14], have: usize, remaining: u64, counts: bool, in_payload: bool },
+    Ws {
+        hdr: [u8; 14],
+        have: usize,
+        remaining: u64,
+        counts: bool,
+        in_payload: bool,
+        /// First frames of data messages (opcode 1/2) seen, and how many had RSV1 set.
+        data_frames: u64,
+        rsv1_frames: u64,
+    },
     /// Raw TCP: one echo per `frame_len` bytes.
     Tcp { frame_len: u64, acc: u64 },
 }
@@ -180,8 +207,19 @@ enum Parser {
 impl Parser {
     fn new(proto: Proto, frame_len: usize) -> Self {
         match proto {
-            Proto::Ws => Self::Ws { hdr: [0; 14], have: 0, remaining: 0, counts: false, in_payload: false },
-            Proto::Tcp => Self::Tcp { frame_len: frame_len as u64, acc: 0 },
+            Proto::Ws => Self::Ws {
+                hdr: [0; 14],
+                have: 0,
+                remaining: 0,
+                counts: false,
+                in_payload: false,
+                data_frames: 0,
+                rsv1_frames: 0,
+            },
+            Proto::Tcp => Self::Tcp {
+                frame_len: frame_len as u64,
+                acc: 0,
+            },
         }
     }
 
@@ -189,7 +227,17 @@ impl Parser {
     fn skippable(&self) -> u64 {
         match self {
             Self::Tcp { .. } => u64::MAX,
-            Self::Ws { remaining, in_payload, .. } => if *in_payload { *remaining } else { 0 },
+            Self::Ws {
+                remaining,
+                in_payload,
+                ..
+            } => {
+                if *in_payload {
+                    *remaining
+                } else {
+                    0
+                }
+            }
         }
     }
 
@@ -202,7 +250,12 @@ impl Parser {
                 *acc %= *frame_len;
                 done as usize
             }
-            Self::Ws { remaining, in_payload, counts, .. } => {
+            Self::Ws {
+                remaining,
+                in_payload,
+                counts,
+                ..
+            } => {
                 *remaining -= n;
                 if *remaining == 0 {
                     *in_payload = false;
@@ -216,7 +269,16 @@ impl Parser {
 
     /// Consumes received bytes; returns the number of echoes completed.
     fn feed(&mut self, mut data: &[u8]) -> usize {
-        let Self::Ws { hdr, have, remaining, counts, in_payload } = self else {
+        let Self::Ws {
+            hdr,
+            have,
+            remaining,
+            counts,
+            in_payload,
+            data_frames,
+            rsv1_frames,
+        } = self
+        else {
             return self.skipped(data.len() as u64);
         };
         let mut done = 0;
@@ -262,6 +324,10 @@ impl Parser {
                 n => n as u64,
             };
             let opcode = hdr[0] & 0x0f;
+            if opcode == 1 || opcode == 2 {
+                *data_frames += 1;
+                *rsv1_frames += u64::from(hdr[0] & 0x40 != 0);
+            }
             *counts = hdr[0] & 0x80 != 0 && opcode < 8;
             *have = 0;
             if len == 0 {
@@ -289,7 +355,8 @@ impl Source {
         use std::os::fd::FromRawFd;
         let memfd = if use_sendfile {
             // SAFETY: plain syscall; the fd is owned below.
-            let fd = unsafe { libc::memfd_create(c"hookup-bench-frames".as_ptr(), libc::MFD_CLOEXEC) };
+            let fd =
+                unsafe { libc::memfd_create(c"hookup-bench-frames".as_ptr(), libc::MFD_CLOEXEC) };
             if fd < 0 {
                 return Err(std::io::Error::last_os_error());
             }
@@ -321,19 +388,31 @@ impl Source {
                 )
             },
         };
-        if n < 0 { Err(std::io::Error::last_os_error()) } else { Ok(n as usize) }
+        if n < 0 {
+            Err(std::io::Error::last_os_error())
+        } else {
+            Ok(n as usize)
+        }
     }
 }
 
 /// Connects and (for ws) performs the handshake. Returns the stream and any bytes that
 /// followed the 101 response.
-async fn connect(addr: SocketAddr, proto: Proto) -> Result<(TcpStream, Vec<u8>), BoxError> {
+async fn connect(
+    addr: SocketAddr,
+    proto: Proto,
+    deflate: bool,
+) -> Result<(TcpStream, Vec<u8>), BoxError> {
     let mut s = TcpStream::connect(addr).await?;
     s.set_nodelay(true)?;
     if proto == Proto::Tcp {
         return Ok((s, Vec::new()));
     }
-    s.write_all(REQUEST).await?;
+    if deflate {
+        s.write_all(REQUEST_DEFLATE).await?;
+    } else {
+        s.write_all(REQUEST).await?;
+    }
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
     loop {
@@ -351,6 +430,9 @@ async fn connect(addr: SocketAddr, proto: Proto) -> Result<(TcpStream, Vec<u8>),
                 )
                 .into());
             }
+            if deflate {
+                check_deflate_response(&buf[..pos])?;
+            }
             return Ok((s, buf.split_off(pos + 4)));
         }
         if buf.len() > 16 * 1024 {
@@ -364,10 +446,10 @@ async fn connect_all(a: &Args) -> Result<Vec<(TcpStream, Vec<u8>)>, BoxError> {
     let mut handles = Vec::with_capacity(a.conns);
     for _ in 0..a.conns {
         let sem = sem.clone();
-        let (addr, proto) = (a.addr, a.proto);
+        let (addr, proto, deflate) = (a.addr, a.proto, a.deflate);
         handles.push(tokio::spawn(async move {
             let _permit = sem.acquire_owned().await.unwrap();
-            connect(addr, proto).await
+            connect(addr, proto, deflate).await
         }));
     }
     let mut out = Vec::with_capacity(a.conns);
@@ -377,9 +459,14 @@ async fn connect_all(a: &Args) -> Result<Vec<(TcpStream, Vec<u8>)>, BoxError> {
     Ok(out)
 }
 
+#[derive(Default)]
 struct Shared {
     completed: AtomicU64,
     errors: AtomicU64,
+    /// Deflate mode: echoed data frames, those with RSV1, bytes received.
+    data_frames: AtomicU64,
+    rsv1_frames: AtomicU64,
+    rx_bytes: AtomicU64,
 }
 
 impl Shared {
@@ -443,8 +530,11 @@ async fn run_conn(
         if off == end {
             (off, end) = (0, 0);
         }
-        let interest =
-            if off < end { Interest::READABLE | Interest::WRITABLE } else { Interest::READABLE };
+        let interest = if off < end {
+            Interest::READABLE | Interest::WRITABLE
+        } else {
+            Interest::READABLE
+        };
         let ready = match stream.ready(interest).await {
             Ok(r) => r,
             Err(e) => return shared.error(&format!("poll error: {e}")),
@@ -456,9 +546,15 @@ async fn run_conn(
             let skip = parser.skippable();
             let trunc = skip >= plan.trunc_min;
             let (len, flags) = if trunc {
-                (skip.min(1 << 30) as usize, libc::MSG_TRUNC | libc::MSG_DONTWAIT)
+                (
+                    skip.min(1 << 30) as usize,
+                    libc::MSG_TRUNC | libc::MSG_DONTWAIT,
+                )
             } else if plan.trunc_min < u64::MAX {
-                (plan.small_read.max(skip as usize).min(READ_BUF), libc::MSG_DONTWAIT)
+                (
+                    plan.small_read.max(skip as usize).min(READ_BUF),
+                    libc::MSG_DONTWAIT,
+                )
             } else {
                 (READ_BUF, libc::MSG_DONTWAIT)
             };
@@ -469,7 +565,16 @@ async fn run_conn(
                 return Err(std::io::Error::last_os_error());
             }
             let n = n as usize;
-            Ok((n, if n == 0 { 0 } else if trunc { parser.skipped(n as u64) } else { parser.feed(&buf[..n]) }))
+            Ok((
+                n,
+                if n == 0 {
+                    0
+                } else if trunc {
+                    parser.skipped(n as u64)
+                } else {
+                    parser.feed(&buf[..n])
+                },
+            ))
         });
         match r {
             Ok((0, _)) => return shared.error("server closed a connection"),
@@ -492,17 +597,23 @@ async fn throughput(a: Args) -> Result<(), BoxError> {
         .await
         .map_err(|_| "connection setup timed out (60 s)")??;
     say(&format!("READY conns={}", conns.len()));
+    if a.deflate {
+        return deflate_throughput(a, conns).await;
+    }
 
     let frame = encode_frame(a.size, a.proto);
     let frame_len = frame.len();
     let large = a.size as u64 >= a.zero_copy_min;
-    let src = Arc::new(Source::new(frame.repeat(a.window + 1), large && a.sendfile)?);
+    let src = Arc::new(Source::new(
+        frame.repeat(a.window + 1),
+        large && a.sendfile,
+    )?);
     let plan = ReadPlan {
         trunc_min: if large { 4096 } else { u64::MAX },
         // Enough for the server's frame header (2/4/10 bytes) plus a little.
         small_read: 64,
     };
-    let shared = Arc::new(Shared { completed: AtomicU64::new(0), errors: AtomicU64::new(0) });
+    let shared = Arc::new(Shared::default());
     for (stream, leftover) in conns {
         tokio::spawn(run_conn(
             stream,
@@ -516,6 +627,12 @@ async fn throughput(a: Args) -> Result<(), BoxError> {
         ));
     }
 
+    measure(&a, &shared).await;
+    Ok(())
+}
+
+/// Warmup, then the measured window; prints MEASURE_START / MEASURE_END / RESULT.
+async fn measure(a: &Args, shared: &Shared) {
     tokio::time::sleep(Duration::from_secs_f64(a.warmup)).await;
     let tck = procfs::clk_tck() as f64;
     let cpu0 = procfs::cpu_ticks("self").unwrap_or(0);
@@ -530,11 +647,263 @@ async fn throughput(a: Args) -> Result<(), BoxError> {
     let msgs = c1 - c0;
     let load_cpu_pct = (cpu1 - cpu0) as f64 / tck / secs * 100.0;
     let errors = shared.errors.load(Ordering::Relaxed);
+    let mut extra = String::new();
+    if a.deflate {
+        let frames = shared.data_frames.load(Ordering::Relaxed);
+        let rsv1 = shared.rsv1_frames.load(Ordering::Relaxed);
+        let rx = shared.rx_bytes.load(Ordering::Relaxed);
+        let done = shared.completed.load(Ordering::Relaxed).max(1);
+        extra = format!(
+            " compressed_pct={:.1} wire_bytes_per_echo={:.0}",
+            rsv1 as f64 * 100.0 / frames.max(1) as f64,
+            rx as f64 / done as f64
+        );
+    }
     say(&format!(
-        "RESULT msgs={msgs} secs={secs:.4} msgs_per_sec={:.1} load_cpu_pct={load_cpu_pct:.1} errors={errors}",
+        "RESULT msgs={msgs} secs={secs:.4} msgs_per_sec={:.1} load_cpu_pct={load_cpu_pct:.1} errors={errors}{extra}",
         msgs as f64 / secs
     ));
+}
+
+const REQUEST_DEFLATE: &[u8] = b"GET / HTTP/1.1\r\n\
+Host: 127.0.0.1\r\n\
+Upgrade: websocket\r\n\
+Connection: Upgrade\r\n\
+Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+Sec-WebSocket-Version: 13\r\n\
+Sec-WebSocket-Extensions: permessage-deflate\r\n\r\n";
+
+/// The response head must accept permessage-deflate with a client window we can use (our
+/// messages are compressed with a 15-bit window). Errors start with `NOT_NEGOTIATED`.
+fn check_deflate_response(head: &[u8]) -> Result<(), BoxError> {
+    let head = String::from_utf8_lossy(head);
+    let ext: Vec<&str> = head
+        .lines()
+        .filter_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim()
+                .eq_ignore_ascii_case("sec-websocket-extensions")
+                .then_some(v.trim())
+        })
+        .collect();
+    let ext = ext.join(", ");
+    let pmd = ext.split(',').map(str::trim).find(|e| {
+        e.split(';')
+            .next()
+            .is_some_and(|n| n.trim().eq_ignore_ascii_case("permessage-deflate"))
+    });
+    let Some(pmd) = pmd else {
+        return Err(format!("NOT_NEGOTIATED extensions={ext:?}").into());
+    };
+    for p in pmd.split(';').skip(1) {
+        let (k, v) = p.split_once('=').unwrap_or((p, ""));
+        if k.trim() == "client_max_window_bits"
+            && v.trim()
+                .trim_matches('"')
+                .parse::<u8>()
+                .is_ok_and(|b| b < 15)
+        {
+            return Err(format!("NOT_NEGOTIATED unusable parameters {pmd:?}").into());
+        }
+    }
     Ok(())
+}
+
+/// Compressible JSON of `n` bytes, different for each `seed` (as hookup-proto's deflate
+/// bench: records with varied values).
+fn json(n: usize, seed: u64) -> String {
+    let mut s = String::from("[");
+    let mut i = seed * 1000;
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    while s.len() < n {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        s.push_str(&format!(
+            r#"{{"id":{i},"user":"user{}","type":"{}","price":{}.{:02},"qty":{},"ts":{},"tags":["a","bb","ccc"],"ok":{}}},"#,
+            x % 1000,
+            if x.is_multiple_of(3) { "trade" } else { "quote" },
+            x % 10_000,
+            (x >> 20) % 100,
+            (x >> 30) % 500,
+            1_700_000_000_000u64 + i * 137,
+            x.is_multiple_of(2)
+        ));
+        i += 1;
+    }
+    s.truncate(n.max(2) - 1);
+    s.push(']');
+    s
+}
+
+/// Masked text frames (FIN + RSV1), each carrying one JSON message of `size` bytes
+/// compressed by itself: raw deflate level 1, sync flush, trailing 00 00 ff ff removed.
+fn encode_deflate_frames(size: usize) -> Vec<Vec<u8>> {
+    use flate2::{Compress, Compression, FlushCompress};
+    let count = ((1 << 20) / size).clamp(64, 1024);
+    (0..count as u64)
+        .map(|seed| {
+            let text = json(size, seed + 1);
+            let mut c = Compress::new(Compression::fast(), false);
+            let mut out = Vec::with_capacity(size + 64);
+            c.compress_vec(text.as_bytes(), &mut out, FlushCompress::Sync)
+                .expect("deflate");
+            while c.total_in() < text.len() as u64 || !out.ends_with(&[0, 0, 0xff, 0xff]) {
+                out.reserve(size + 64);
+                let before = c.total_in();
+                c.compress_vec(
+                    &text.as_bytes()[before as usize..],
+                    &mut out,
+                    FlushCompress::Sync,
+                )
+                .expect("deflate");
+            }
+            out.truncate(out.len() - 4);
+            let len = out.len();
+            let mut f = Vec::with_capacity(len + 14);
+            f.push(0xc1);
+            if len < 126 {
+                f.push(0x80 | len as u8);
+            } else if len <= u16::MAX as usize {
+                f.push(0x80 | 126);
+                f.extend_from_slice(&(len as u16).to_be_bytes());
+            } else {
+                f.push(0x80 | 127);
+                f.extend_from_slice(&(len as u64).to_be_bytes());
+            }
+            f.extend_from_slice(&MASK);
+            f.extend(out.iter().enumerate().map(|(i, b)| b ^ MASK[i % 4]));
+            f
+        })
+        .collect()
+}
+
+async fn deflate_throughput(a: Args, conns: Vec<(TcpStream, Vec<u8>)>) -> Result<(), BoxError> {
+    let frames = Arc::new(encode_deflate_frames(a.size));
+    let shared = Arc::new(Shared::default());
+    for (i, (stream, leftover)) in conns.into_iter().enumerate() {
+        let start = i * 17 % frames.len();
+        tokio::spawn(run_conn_deflate(
+            stream,
+            leftover,
+            frames.clone(),
+            start,
+            a.window,
+            shared.clone(),
+        ));
+    }
+    measure(&a, &shared).await;
+    Ok(())
+}
+
+/// Like `run_conn`, with a cycle of different frames: owed frames are appended to an
+/// output buffer (one copy each; the frames are compressed, so a few hundred bytes to
+/// a few KiB).
+async fn run_conn_deflate(
+    stream: TcpStream,
+    leftover: Vec<u8>,
+    frames: Arc<Vec<Vec<u8>>>,
+    mut next: usize,
+    window: usize,
+    shared: Arc<Shared>,
+) {
+    let fd = stream.as_raw_fd();
+    let mut parser = Parser::new(Proto::Ws, 0);
+    let mut out: Vec<u8> = Vec::with_capacity(64 * 1024);
+    let mut off = 0usize;
+    let mut owe = |done: usize, out: &mut Vec<u8>| {
+        for _ in 0..done {
+            out.extend_from_slice(&frames[next]);
+            next = (next + 1) % frames.len();
+        }
+    };
+    owe(window, &mut out);
+    let d = parser.feed(&leftover);
+    shared.completed.fetch_add(d as u64, Ordering::Relaxed);
+    owe(d, &mut out);
+    let mut buf = vec![0u8; READ_BUF];
+    let (mut seen_frames, mut seen_rsv1) = (0u64, 0u64);
+    loop {
+        while off < out.len() {
+            // SAFETY: the pointer/length pair lies inside `out`.
+            let r = stream.try_io(Interest::WRITABLE, || {
+                let n = unsafe {
+                    libc::send(
+                        fd,
+                        out[off..].as_ptr().cast(),
+                        out.len() - off,
+                        libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
+                    )
+                };
+                if n < 0 {
+                    Err(std::io::Error::last_os_error())
+                } else {
+                    Ok(n as usize)
+                }
+            });
+            match r {
+                Ok(n) => off += n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => return shared.error(&format!("write error: {e}")),
+            }
+        }
+        if off == out.len() {
+            out.clear();
+            off = 0;
+        }
+        let interest = if off < out.len() {
+            Interest::READABLE | Interest::WRITABLE
+        } else {
+            Interest::READABLE
+        };
+        let ready = match stream.ready(interest).await {
+            Ok(r) => r,
+            Err(e) => return shared.error(&format!("poll error: {e}")),
+        };
+        if !ready.is_readable() {
+            continue;
+        }
+        let r = stream.try_io(Interest::READABLE, || {
+            // SAFETY: `READ_BUF` == buf.len().
+            let n =
+                unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), READ_BUF, libc::MSG_DONTWAIT) };
+            if n < 0 {
+                Err(std::io::Error::last_os_error())
+            } else {
+                Ok(n as usize)
+            }
+        });
+        match r {
+            Ok(0) => return shared.error("server closed a connection"),
+            Ok(n) => {
+                let done = parser.feed(&buf[..n]);
+                shared.rx_bytes.fetch_add(n as u64, Ordering::Relaxed);
+                if let Parser::Ws {
+                    data_frames,
+                    rsv1_frames,
+                    ..
+                } = &parser
+                {
+                    shared
+                        .data_frames
+                        .fetch_add(data_frames - seen_frames, Ordering::Relaxed);
+                    shared
+                        .rsv1_frames
+                        .fetch_add(rsv1_frames - seen_rsv1, Ordering::Relaxed);
+                    (seen_frames, seen_rsv1) = (*data_frames, *rsv1_frames);
+                }
+                if done > 0 {
+                    shared.completed.fetch_add(done as u64, Ordering::Relaxed);
+                    // Compact before appending so the buffer does not grow without bound.
+                    out.drain(..off);
+                    off = 0;
+                    owe(done, &mut out);
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => return shared.error(&format!("read error: {e}")),
+        }
+    }
 }
 
 async fn idle(a: Args) -> Result<(), BoxError> {
@@ -550,14 +919,20 @@ async fn idle(a: Args) -> Result<(), BoxError> {
 fn main() {
     let a = parse_args();
     // Hard stop: whatever happens, this process ends by itself.
-    let limit = if a.idle { 120.0 + a.hold } else { 60.0 + a.warmup + a.duration } + 30.0;
+    let limit = if a.idle {
+        120.0 + a.hold
+    } else {
+        60.0 + a.warmup + a.duration
+    } + 30.0;
     std::thread::spawn(move || {
         std::thread::sleep(Duration::from_secs_f64(limit));
         eprintln!("load: hard time limit ({limit:.0} s) reached, exiting");
         std::process::exit(3);
     });
     let rt = if a.threads == 1 {
-        tokio::runtime::Builder::new_current_thread().enable_all().build()
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
     } else {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(a.threads)
@@ -565,11 +940,21 @@ fn main() {
             .build()
     }
     .expect("runtime");
-    let res = rt.block_on(async move { if a.idle { idle(a).await } else { throughput(a).await } });
+    let res = rt.block_on(async move {
+        if a.idle {
+            idle(a).await
+        } else {
+            throughput(a).await
+        }
+    });
     // Exit without waiting for connection tasks to wind down.
     match res {
         Ok(()) => std::process::exit(0),
         Err(e) => {
+            let e = e.to_string();
+            if e.starts_with("NOT_NEGOTIATED") {
+                say(&e);
+            }
             eprintln!("load: {e}");
             std::process::exit(1);
         }
@@ -606,7 +991,10 @@ mod tests {
         }
         for chunk in [1, 2, 3, 7, 100, 4096, usize::MAX] {
             let mut p = Parser::new(Proto::Ws, 0);
-            let done: usize = stream.chunks(chunk.min(stream.len())).map(|c| p.feed(c)).sum();
+            let done: usize = stream
+                .chunks(chunk.min(stream.len()))
+                .map(|c| p.feed(c))
+                .sum();
             assert_eq!(done, 16, "chunk {chunk}");
         }
         // Skipping payloads (MSG_TRUNC path) instead of feeding them.

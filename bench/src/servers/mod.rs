@@ -15,10 +15,12 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use crate::BoxError;
 
 mod fast_ws;
+mod soketto_ws;
 mod tcp;
 mod tokio_ws;
 mod tung;
 mod tung_batched;
+mod yawc_ws;
 
 // ---------------------------------------------------------------------------------------
 // HOOKUP SLOT: the hookup echo server lives in `servers/hookup.rs`, compiled only with
@@ -34,6 +36,9 @@ mod hookup;
 // hookup-async-std on smol's and async-std's executors (not tokio): see hookup_async.rs.
 #[cfg(feature = "hookup")]
 mod hookup_async;
+// hookup-tokio with permessage-deflate accepted (`bench/run.sh deflate`).
+#[cfg(feature = "hookup")]
+mod hookup_deflate;
 
 /// Names accepted by `echo-server <impl>`, in the order the driver runs them.
 pub const IMPLS: &[&str] = &[
@@ -48,6 +53,17 @@ pub const IMPLS: &[&str] = &[
     "tokio-websockets",
     "fastwebsockets",
     "tcp",
+];
+
+/// The impls that accept permessage-deflate (`echo-server --list-deflate`, `bench-run
+/// deflate`). Not in `IMPLS`: the plain throughput cases do not offer the extension.
+/// tungstenite, tokio-websockets and fastwebsockets have no permessage-deflate in their
+/// published versions.
+pub const DEFLATE_IMPLS: &[&str] = &[
+    #[cfg(feature = "hookup")]
+    "hookup-deflate",
+    "yawc",
+    "soketto",
 ];
 
 /// Listen backlog (the kernel caps it at net.core.somaxconn).
@@ -73,6 +89,10 @@ pub fn run(impl_name: &str, addr: SocketAddr) -> Result<(), BoxError> {
             "tokio-websockets" => accept_loop(listener, tokio_ws::serve).await,
             "fastwebsockets" => accept_loop(listener, fast_ws::serve).await,
             "tcp" => accept_loop(listener, tcp::serve).await,
+            "yawc" => accept_loop(listener, yawc_ws::serve).await,
+            "soketto" => accept_loop(listener, soketto_ws::serve).await,
+            #[cfg(feature = "hookup")]
+            "hookup-deflate" => accept_loop(listener, hookup_deflate::serve).await,
             // HOOKUP SLOT (see above).
             #[cfg(feature = "hookup")]
             "hookup" => accept_loop(listener, hookup::serve).await,

@@ -1,7 +1,7 @@
 //! `bench-run` — the driver. Usually started through `bench/run.sh`.
 //!
 //! ```text
-//! bench-run [all|throughput|idle|reliable]
+//! bench-run [all|throughput|idle|reliable|deflate]
 //! ```
 //!
 //! For each case and each impl: starts `echo-server <impl>` pinned to one core
@@ -11,7 +11,8 @@
 //! table per case. The idle mode opens `$BENCH_IDLE_CONNS` (default 5000) idle, handshaken
 //! connections to each server and reports the VmRSS growth per connection. The reliable mode
 //! (not part of `all`; needs `--features hookup`) compares hookup's reliable mode with raw
-//! hookup: see `reliable.rs`.
+//! hookup: see `reliable.rs`. The deflate mode (not part of `all`) compares hookup with
+//! permessage-deflate against the peers that have it: see `deflate.rs`.
 //!
 //! Environment:
 //! - `BENCH_DURATION` measured seconds per case/impl (default 3)
@@ -35,12 +36,15 @@ use std::time::{Duration, Instant};
 
 use hookup_bench::procfs;
 
+mod deflate;
 mod reliable;
 
 struct Case {
     conns: usize,
     size: usize,
     window: usize,
+    /// The load offers permessage-deflate and sends compressed JSON text (deflate mode).
+    deflate: bool,
 }
 
 const CASES: &[Case] = &[
@@ -48,26 +52,31 @@ const CASES: &[Case] = &[
         conns: 100,
         size: 20,
         window: 1,
+        deflate: false,
     },
     Case {
         conns: 16,
         size: 1024,
         window: 16,
+        deflate: false,
     },
     Case {
         conns: 100,
         size: 20,
         window: 16,
+        deflate: false,
     },
     Case {
         conns: 200,
         size: 16 * 1024,
         window: 1,
+        deflate: false,
     },
     Case {
         conns: 10,
         size: 1024 * 1024,
         window: 4,
+        deflate: false,
     },
 ];
 
@@ -258,6 +267,10 @@ struct Row {
     /// CPU charged to processes other than server and load during the window (% of a core).
     other_pct: f64,
     err: Option<String>,
+    /// The load's RESULT line (deflate mode reads extra fields from it).
+    result: String,
+    /// Deflate mode: the server did not accept permessage-deflate (the load's detail).
+    not_negotiated: Option<String>,
 }
 
 /// CPU counters sampled at one instant.
@@ -306,6 +319,9 @@ fn run_case(env: &mut Env, case: &Case, imp: &str, warmup: f64, duration: f64) -
         .args(["--duration", &duration.to_string()])
         .args(["--warmup", &warmup.to_string()])
         .args(["--proto", if imp == "tcp" { "tcp" } else { "ws" }]);
+    if case.deflate {
+        cmd.arg("--deflate");
+    }
     let load = match Proc::spawn(cmd) {
         Ok(p) => p,
         Err(e) => {
@@ -327,15 +343,21 @@ fn run_case(env: &mut Env, case: &Case, imp: &str, warmup: f64, duration: f64) -
         } else if line.starts_with("RESULT") {
             result = Some(line);
             break;
+        } else if line.starts_with("NOT_NEGOTIATED") {
+            row.not_negotiated = Some(line);
         }
     }
     let server_alive = Path::new(&format!("/proc/{spid}")).exists();
     server.stop();
     load.stop();
     let Some(result) = result else {
-        row.err = Some("load produced no RESULT (see stderr)".into());
+        row.err = Some(match &row.not_negotiated {
+            Some(l) => format!("did not negotiate permessage-deflate ({l}): not measured"),
+            None => "load produced no RESULT (see stderr)".into(),
+        });
         return row;
     };
+    row.result = result.clone();
     row.msgs_per_sec = kv(&result, "msgs_per_sec").unwrap_or(0.0);
     let msgs = kv(&result, "msgs").unwrap_or(0.0);
     if let (Some(s0), Some(s1)) = (s0, s1) {
@@ -498,8 +520,11 @@ fn run_idle(env: &mut Env, imps: &[String], n: usize) {
 
 fn main() {
     let mode = std::env::args().nth(1).unwrap_or_else(|| "all".into());
-    if !matches!(mode.as_str(), "all" | "throughput" | "idle" | "reliable") {
-        eprintln!("usage: bench-run [all|throughput|idle|reliable]");
+    if !matches!(
+        mode.as_str(),
+        "all" | "throughput" | "idle" | "reliable" | "deflate"
+    ) {
+        eprintln!("usage: bench-run [all|throughput|idle|reliable|deflate]");
         std::process::exit(2);
     }
     let bin_dir = std::env::current_exe()
@@ -575,6 +600,10 @@ fn main() {
             println!("- server and client run at niceness {n}");
         }
         reliable::run(&mut env);
+        return;
+    }
+    if mode == "deflate" {
+        deflate::run(&mut env, warmup, duration);
         return;
     }
     println!("## hookup echo benchmark\n");
