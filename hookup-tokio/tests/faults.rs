@@ -142,18 +142,27 @@ fn proxy_cuts_lose_and_repeat_nothing() {
 
 // ------------------------------------------------------- 2. server restart
 
-/// The server is SIGKILLed once a third of the lines are in the sink and
-/// restarted on the same port and sink. The client (reconnect forever)
-/// gets WELCOME(new) and sends its outbox again: every line arrives; lines
-/// repeat only at the restart boundary (PROTOCOL.md §8), and few of them.
-#[test]
-fn server_sigkill_and_restart_mid_stream() {
-    const N: u64 = 3000;
+/// What one server-restart run left: the sink's numbers, how many lines the
+/// first server had written when it was killed, and the client's stderr.
+struct RestartRun {
+    nums: Vec<u64>,
+    split: usize,
+    err: String,
+}
+
+const RESTART_N: u64 = 3000;
+
+/// Streams `RESTART_N` paced lines through `hookup connect --reliable
+/// --reconnect forever`; SIGKILLs the server (started with `extra` flags)
+/// once a third of them are in the sink, calls `after_kill`, and restarts it
+/// on the same port, sink and flags. Returns once the last line arrived and
+/// the client exited successfully.
+fn server_restart_run(name: &str, extra: &[&str], after_kill: impl FnOnce()) -> RestartRun {
     const BATCH: u64 = 50;
-    let scratch = Scratch::new("restart");
+    let scratch = Scratch::new(name);
     let sink = scratch.path("sink.txt");
     let port = free_port();
-    let mut server = serve(&scratch, port, &sink, "first");
+    let mut server = serve_with(&scratch, port, &sink, "first", extra);
     let mut client = connect(&scratch, port, &["--reconnect", "forever"], "restart", true);
 
     // Paced input, so the kill lands mid-stream; the last third waits for
@@ -165,9 +174,9 @@ fn server_sigkill_and_restart_mid_stream() {
     let feeder = std::thread::spawn(move || {
         let mut waited = false;
         let mut i = 1;
-        while i <= N {
-            let last = (i + BATCH - 1).min(N);
-            if !waited && last > 2 * N / 3 {
+        while i <= RESTART_N {
+            let last = (i + BATCH - 1).min(RESTART_N);
+            if !waited && last > 2 * RESTART_N / 3 {
                 waited = true;
                 let _ = killed_rx.recv_timeout(Duration::from_secs(40));
             }
@@ -183,20 +192,21 @@ fn server_sigkill_and_restart_mid_stream() {
     wait_until(
         Duration::from_secs(30),
         "a third of the lines in the sink",
-        || sink_count(&sink) as u64 >= N / 3,
+        || sink_count(&sink) as u64 >= RESTART_N / 3,
     );
     server.kill();
     // The server is dead: the sink no longer changes.
     let split = sink_count(&sink);
+    after_kill();
     let holder = support::PortHolder::hold(port);
     let _ = killed_tx.send(());
     // Let the client meet the dead server a few times.
     std::thread::sleep(Duration::from_millis(300));
     drop(holder);
-    let _server2 = serve(&scratch, port, &sink, "second");
+    let _server2 = serve_with(&scratch, port, &sink, "second", extra);
 
     wait_until(CLIENT_LIMIT, "the last line in the sink", || {
-        sink_lines(&sink).last().map(String::as_str) == Some(&format!("msg {N}"))
+        sink_lines(&sink).last().map(String::as_str) == Some(&format!("msg {RESTART_N}"))
     });
     let _ = end_tx.send(());
     let status = client.wait(CLIENT_LIMIT);
@@ -207,10 +217,22 @@ fn server_sigkill_and_restart_mid_stream() {
         "client failed ({status}):\n{}",
         client.stderr_tail()
     );
+    RestartRun {
+        nums: sink_numbers(&sink),
+        split,
+        err,
+    }
+}
 
-    let nums = sink_numbers(&sink);
+/// The server is SIGKILLed once a third of the lines are in the sink and
+/// restarted on the same port and sink. The client (reconnect forever)
+/// gets WELCOME(new) and sends its outbox again: every line arrives; lines
+/// repeat only at the restart boundary (PROTOCOL.md §8), and few of them.
+#[test]
+fn server_sigkill_and_restart_mid_stream() {
+    let RestartRun { nums, split, err } = server_restart_run("restart", &[], || {});
     let b = check_boundary(&nums, split);
-    assert_eq!(b.last, N, "not every line arrived");
+    assert_eq!(b.last, RESTART_N, "not every line arrived");
     assert!(
         b.a as usize == split,
         "first run wrote {split} lines, up to {}",
@@ -230,8 +252,8 @@ fn server_sigkill_and_restart_mid_stream() {
     // The restarted server did not know the session: WELCOME(new).
     assert_eq!(new_sessions(&err), 2, "{err}");
     eprintln!(
-        "restart: N {N}, killed after {split} lines, second run from msg {}, {} duplicates, \
-         {} failed reconnect attempts",
+        "restart: N {RESTART_N}, killed after {split} lines, second run from msg {}, \
+         {} duplicates, {} failed reconnect attempts",
         b.b,
         b.duplicates,
         count(&err, "reconnecting (attempt"),
@@ -249,76 +271,30 @@ fn server_sigkill_and_restart_mid_stream() {
 /// one, and that records it).
 #[test]
 fn server_sigkill_with_journal_dir_resumes_without_duplicates() {
-    const N: u64 = 3000;
-    const BATCH: u64 = 50;
-    let scratch = Scratch::new("restart-journal");
-    let sink = scratch.path("sink.txt");
-    let dir = scratch.path("sessions");
+    let dir = std::env::temp_dir().join(format!(
+        "hookup-faults-sessions-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
     let dir_arg = dir.display().to_string();
     let extra = ["--journal-dir", dir_arg.as_str()];
-    let port = free_port();
-    let mut server = serve_with(&scratch, port, &sink, "first", &extra);
-    let mut client = connect(&scratch, port, &["--reconnect", "forever"], "restart", true);
-
-    let mut stdin = client.take_stdin();
-    let (killed_tx, killed_rx) = mpsc::channel::<()>();
-    let (end_tx, end_rx) = mpsc::channel::<()>();
-    let feeder = std::thread::spawn(move || {
-        let mut waited = false;
-        let mut i = 1;
-        while i <= N {
-            let last = (i + BATCH - 1).min(N);
-            if !waited && last > 2 * N / 3 {
-                waited = true;
-                let _ = killed_rx.recv_timeout(Duration::from_secs(40));
-            }
-            if stdin.write_all(numbered(i, last).as_bytes()).is_err() {
-                return;
-            }
-            i = last + 1;
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        let _ = end_rx.recv_timeout(Duration::from_secs(40));
+    let RestartRun { nums, split, err } = server_restart_run("restart-journal", &extra, || {
+        // Session files only: a kill during a compaction leaves its
+        // `.compact` file behind (the restarted server discards it, the
+        // original is intact).
+        let files = std::fs::read_dir(&dir).map_or(0, |d| {
+            d.filter(|e| {
+                e.as_ref()
+                    .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "hkj"))
+            })
+            .count()
+        });
+        assert_eq!(files, 1, "one session file expected in {dir_arg}");
     });
-
-    wait_until(
-        Duration::from_secs(30),
-        "a third of the lines in the sink",
-        || sink_count(&sink) as u64 >= N / 3,
-    );
-    server.kill();
-    let split = sink_count(&sink);
-    // Session files only: a kill during a compaction leaves its `.compact`
-    // file behind (the restarted server discards it, the original is intact).
-    let files = std::fs::read_dir(&dir).map_or(0, |d| {
-        d.filter(|e| {
-            e.as_ref()
-                .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "hkj"))
-        })
-        .count()
-    });
-    assert_eq!(files, 1, "one session file expected in {dir_arg}");
-    let holder = support::PortHolder::hold(port);
-    let _ = killed_tx.send(());
-    std::thread::sleep(Duration::from_millis(300));
-    drop(holder);
-    let _server2 = serve_with(&scratch, port, &sink, "second", &extra);
-
-    wait_until(CLIENT_LIMIT, "the last line in the sink", || {
-        sink_lines(&sink).last().map(String::as_str) == Some(&format!("msg {N}"))
-    });
-    let _ = end_tx.send(());
-    let status = client.wait(CLIENT_LIMIT);
-    let _ = feeder.join();
-    let err = client.stderr_text();
-    assert!(
-        status.success(),
-        "client failed ({status}):\n{}",
-        client.stderr_tail()
-    );
-    let nums = sink_numbers(&sink);
+    let _ = std::fs::remove_dir_all(&dir);
     let b = check_boundary(&nums, split);
-    assert_eq!(b.last, N, "not every line arrived");
+    assert_eq!(b.last, RESTART_N, "not every line arrived");
     assert!(
         b.duplicates <= 1,
         "{} lines delivered twice across the server restart",
@@ -328,8 +304,8 @@ fn server_sigkill_with_journal_dir_resumes_without_duplicates() {
     assert_eq!(new_sessions(&err), 1, "the session was not resumed:\n{err}");
     assert!(err.contains("(session resumed)"), "{err}");
     eprintln!(
-        "restart with journal: N {N}, killed after {split} lines, second run from msg {}, \
-         {} duplicates, {} failed reconnect attempts",
+        "restart with journal: N {RESTART_N}, killed after {split} lines, second run from \
+         msg {}, {} duplicates, {} failed reconnect attempts",
         b.b,
         b.duplicates,
         count(&err, "reconnecting (attempt"),
