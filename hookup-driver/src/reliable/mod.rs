@@ -59,8 +59,8 @@ pub enum Fsync {
     Always,
     /// At most this long after a record.
     Interval(Duration),
-    /// Never explicitly (the OS decides; survives a process crash, not a
-    /// power loss).
+    /// Never explicitly, not even when the file is compacted (the OS
+    /// decides; survives a process crash, not a power loss).
     Never,
 }
 
