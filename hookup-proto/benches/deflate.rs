@@ -28,31 +28,9 @@ use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress};
 use hookup_proto::deflate::{DeflateConfig, DeflateParams};
 use hookup_proto::{Config, Connection, Event, Role};
 
-/// Compressible JSON of at least `n` bytes, different for each `seed`.
-fn json(n: usize, seed: u64) -> String {
-    let mut s = String::from("[");
-    let mut i = seed * 1000;
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    while s.len() < n {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        s.push_str(&format!(
-            r#"{{"id":{i},"user":"user{}","type":"{}","price":{}.{:02},"qty":{},"ts":{},"tags":["a","bb","ccc"],"ok":{}}},"#,
-            x % 1000,
-            if x.is_multiple_of(3) { "trade" } else { "quote" },
-            x % 10_000,
-            (x >> 20) % 100,
-            (x >> 30) % 500,
-            1_700_000_000_000u64 + i * 137,
-            x.is_multiple_of(2)
-        ));
-        i += 1;
-    }
-    s.truncate(n - 1);
-    s.push(']');
-    s
-}
+#[path = "common/json.rs"]
+mod json_corpus;
+use json_corpus::json;
 
 /// An open client/server pair, with permessage-deflate when `deflate` is set.
 fn pair(deflate: Option<(u32, bool)>) -> (Connection, Connection) {
