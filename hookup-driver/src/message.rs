@@ -83,6 +83,17 @@ impl Message {
     }
 }
 
+impl Message {
+    /// [`to_proto`](Self::to_proto), by value (no reference count taken).
+    pub(crate) fn into_proto(self) -> hookup_proto::Message {
+        match self {
+            Self::Text(t) => hookup_proto::Message::Text(t),
+            Self::Binary(b) => hookup_proto::Message::Binary(b),
+            other => other.to_proto(),
+        }
+    }
+}
+
 impl From<hookup_proto::Message> for Message {
     fn from(m: hookup_proto::Message) -> Self {
         match m {

@@ -204,8 +204,38 @@ fn config() -> SessionConfig {
     c
 }
 
-fn events(s: &mut Session) -> Vec<SessionEvent> {
-    std::iter::from_fn(|| s.poll_event()).collect()
+/// What a session reported: its events, and the outcomes of its sends
+/// (their own queue), collected together.
+#[derive(Debug, Default)]
+struct Evs {
+    events: Vec<SessionEvent>,
+    outcomes: Vec<(MessageId, Outcome)>,
+}
+
+impl std::ops::Deref for Evs {
+    type Target = Vec<SessionEvent>;
+    fn deref(&self) -> &Vec<SessionEvent> {
+        &self.events
+    }
+}
+
+impl Evs {
+    fn extend(&mut self, more: Evs) {
+        self.events.extend(more.events);
+        self.outcomes.extend(more.outcomes);
+    }
+
+    fn clear(&mut self) {
+        self.events.clear();
+        self.outcomes.clear();
+    }
+}
+
+fn events(s: &mut Session) -> Evs {
+    Evs {
+        events: std::iter::from_fn(|| s.poll_event()).collect(),
+        outcomes: std::iter::from_fn(|| s.poll_outcome()).collect(),
+    }
 }
 
 /// A legacy server session and the old client talking to it: a bare
@@ -258,13 +288,13 @@ impl Pair {
         panic!("no quiescence");
     }
 
-    fn peer_sends(&mut self, text: &str) -> Vec<SessionEvent> {
+    fn peer_sends(&mut self, text: &str) -> Evs {
         self.peer.send_text(text).unwrap();
         self.pump();
         events(&mut self.server)
     }
 
-    fn advance(&mut self, d: Duration) -> Vec<SessionEvent> {
+    fn advance(&mut self, d: Duration) -> Evs {
         self.now += d;
         self.server.handle_timeout(self.now);
         self.pump();
@@ -285,13 +315,8 @@ fn texts(evs: &[SessionEvent]) -> Vec<String> {
         .collect()
 }
 
-fn outcomes(evs: &[SessionEvent]) -> Vec<(MessageId, Outcome)> {
-    evs.iter()
-        .filter_map(|e| match e {
-            SessionEvent::Delivery { id, outcome } => Some((*id, *outcome)),
-            _ => None,
-        })
-        .collect()
+fn outcomes(evs: &Evs) -> Vec<(MessageId, Outcome)> {
+    evs.outcomes.clone()
 }
 
 fn errors(evs: &[SessionEvent]) -> Vec<SessionError> {
@@ -388,7 +413,7 @@ fn outgoing_acks_resolve_acked_failed_or_dropped() {
     assert_eq!(outcomes(&evs), [(c, Outcome::Written)]);
     // Never sent again: released with its outcome.
     assert!(
-        matches!(evs.as_slice(), [.., SessionEvent::Delivery { .. }, SessionEvent::Released(r)] if *r == c),
+        matches!(evs.as_slice(), [.., SessionEvent::Released(r)] if *r == c),
         "{evs:?}"
     );
     assert_eq!(p.server.unacked(), 3);
@@ -666,7 +691,7 @@ fn keepalive_closes_a_silent_connection() {
     events(&mut server);
     // Nobody answers the ping.
     let mut t = now;
-    let mut evs = Vec::new();
+    let mut evs = Evs::default();
     while let Some(next) = server.poll_timeout() {
         assert!(next <= now + Duration::from_secs(10), "timer runs away");
         t = next;
@@ -697,8 +722,8 @@ struct ClientRig {
     client: Session,
     server: Option<Session>,
     subprotocol: Option<&'static str>,
-    client_events: Vec<SessionEvent>,
-    server_events: Vec<SessionEvent>,
+    client_events: Evs,
+    server_events: Evs,
 }
 
 impl ClientRig {
@@ -719,8 +744,8 @@ impl ClientRig {
             client: Session::legacy_client(request, c, now),
             server: None,
             subprotocol,
-            client_events: Vec::new(),
-            server_events: Vec::new(),
+            client_events: Evs::default(),
+            server_events: Evs::default(),
         }
     }
 
@@ -974,13 +999,13 @@ proptest! {
         let mut expected_outcome: HashMap<MessageId, Outcome> = HashMap::new();
         let mut got_outcome: HashMap<MessageId, Outcome> = HashMap::new();
         let mut open = true;
-        let mut collect = |evs: Vec<SessionEvent>, delivered: &mut Vec<String>, errors_seen: &mut usize| {
-            for e in evs {
+        let mut collect = |evs: Evs, delivered: &mut Vec<String>, errors_seen: &mut usize| {
+            for (id, outcome) in evs.outcomes {
+                assert!(got_outcome.insert(id, outcome).is_none(), "{id:?} resolved twice");
+            }
+            for e in evs.events {
                 match e {
                     SessionEvent::Message(Message::Text(t)) => delivered.push(t.to_string()),
-                    SessionEvent::Delivery { id, outcome } => {
-                        assert!(got_outcome.insert(id, outcome).is_none(), "{id:?} resolved twice");
-                    }
                     SessionEvent::Error(_) => *errors_seen += 1,
                     _ => {}
                 }

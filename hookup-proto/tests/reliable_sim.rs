@@ -13,7 +13,7 @@ use harness::{Bad, Knobs, Rng as SimRng, Sim, sim_config, small_outbox, ws_frame
 use proptest::prelude::*;
 
 use hookup_proto::reliable::{
-    Action, DropReason, Journal, JournalError, Outcome, Overflow, Reconnect, SUBPROTOCOL,
+    Action, DropReason, Journal, JournalError, MessageId, Outcome, Overflow, Reconnect, SUBPROTOCOL,
     SendError, Session, SessionConfig, SessionError, SessionEvent, SessionStore, StoreConfig,
 };
 use hookup_proto::{Accept, ClientRequest, Config, Connection, Event, Message, Role};
@@ -351,6 +351,10 @@ fn events(s: &mut Session) -> Vec<SessionEvent> {
     std::iter::from_fn(|| s.poll_event()).collect()
 }
 
+fn outcomes(s: &mut Session) -> Vec<(MessageId, Outcome)> {
+    std::iter::from_fn(|| s.poll_outcome()).collect()
+}
+
 /// (1) The HELLO may arrive in the same read as the HTTP request: the
 /// frames queued in the connection at `accept` are the session's.
 #[test]
@@ -607,10 +611,11 @@ fn overflow_policies() {
     c.send(now, msg(2), None).unwrap();
     c.send(now, msg(3), None).unwrap();
     c.send(now, msg(4), None).unwrap();
-    let evs = events(&mut c);
-    assert!(
-        matches!(evs.as_slice(), [SessionEvent::Delivery { id, outcome: Outcome::Dropped(DropReason::Overflow) }] if *id == first),
-        "{evs:?}"
+    let outs = outcomes(&mut c);
+    assert_eq!(
+        outs,
+        [(first, Outcome::Dropped(DropReason::Overflow))],
+        "{outs:?}"
     );
     assert_eq!(c.unacked(), 3);
     assert_eq!(c.unacked_bytes(), 9);
@@ -1551,11 +1556,7 @@ fn ack_deadline_beyond_instant_never_fires() {
     let id = s
         .send(now, Message::text("x"), Some(Duration::MAX))
         .unwrap();
-    let evs = events(&mut s);
-    assert!(
-        !evs.iter()
-            .any(|e| matches!(e, SessionEvent::Delivery { id: d, .. } if *d == id)),
-        "{evs:?}"
-    );
+    let outs = outcomes(&mut s);
+    assert!(!outs.iter().any(|(d, _)| *d == id), "{outs:?}");
     assert_eq!(s.unacked(), 1);
 }

@@ -100,26 +100,63 @@ impl State {
         if self.ended {
             return Err(SendError::Closed);
         }
-        let proto = msg.to_proto();
+        let proto = msg.into_proto();
         let len = proto.len();
+        // The journal's copy (a reference count, not the bytes).
+        let record = self.journal.is_some().then(|| proto.clone());
         let id = self.session.send(R::now(), proto, ack)?;
         self.accepted += 1;
         self.queued += 1;
         self.queued_bytes += len;
-        let (tx, delivery) = Delivery::new();
-        self.pending.insert(id, tx);
         // The session queued the message's bytes for the socket, but the
         // task cannot write them before this lock is released: the record
         // is in the file first.
-        if let Some(j) = &mut self.journal {
-            match j.add(&msg) {
+        if let (Some(j), Some(record)) = (&mut self.journal, record) {
+            match j.add(&record) {
                 Ok(jid) => {
                     self.jmap.insert(id, jid);
                 }
                 Err(e) => tracing::error!("journal: {e}"),
             }
         }
-        Ok(delivery)
+        // A message written at once without an ack deadline is resolved
+        // already (sending may also have dropped an older one).
+        let mut mine = None;
+        while let Some((oid, outcome)) = self.session.poll_outcome() {
+            if oid == id {
+                mine = Some(outcome);
+            }
+            self.resolve(oid, outcome, oid != id);
+        }
+        Ok(match mine {
+            Some(outcome) => Delivery::ready(outcome),
+            None => {
+                let (tx, delivery) = Delivery::waiting();
+                self.pending.insert(id, tx);
+                delivery
+            }
+        })
+    }
+
+    /// A message's outcome: its delivery resolves (`notify`: one is
+    /// registered), a dropped one leaves the journal.
+    fn resolve(&mut self, id: MessageId, outcome: Outcome, notify: bool) {
+        if matches!(outcome, Outcome::Dropped(_)) {
+            self.journal_done(id);
+        }
+        if notify && let Some(tx) = self.pending.remove(&id) {
+            let _ = tx.send(outcome);
+        }
+    }
+
+    /// Resolves the outcomes the session reported since the last drain.
+    fn drain_outcomes(&mut self) -> bool {
+        let mut any = false;
+        while let Some((id, outcome)) = self.session.poll_outcome() {
+            any = true;
+            self.resolve(id, outcome, true);
+        }
+        any
     }
 
     fn journal_done(&mut self, id: MessageId) {
@@ -200,9 +237,8 @@ where
         let (ev_tx, ev_rx) = mpsc::channel(capacity - 1);
         let (done_tx, done_rx) = oneshot::channel();
         let mut session_config = config.session.clone();
-        // Acks are counted from the releases (an abort or a give-up empties
-        // the outbox, so its length no longer tells what was acknowledged).
-        session_config.report_releases = true;
+        // A journal deletes the records of what the server acknowledged.
+        session_config.report_releases = config.journal.is_some();
         let mut session = Session::client(request, session_config, R::now());
         let mut journal = None;
         let mut jmap = IdMap::default();
@@ -278,7 +314,6 @@ where
             events: ev_tx,
             backlog: VecDeque::new(),
             capacity,
-            released: 0,
             received,
             received_dirty: false,
             sync_timer: None,
@@ -410,8 +445,6 @@ struct ClientDriver<R: Net> {
     /// Messages of the current session taken from it (to the journal).
     received: u64,
     received_dirty: bool,
-    /// Messages the server acknowledged.
-    released: usize,
     client: ClientConfig,
     done: Option<oneshot::Sender<Finished>>,
     gave_up: bool,
@@ -423,17 +456,7 @@ where
 {
     fn on_event(&mut self, st: &mut State, ev: SessionEvent) {
         let out = match ev {
-            SessionEvent::Delivery { id, outcome } => {
-                if matches!(outcome, Outcome::Dropped(_)) {
-                    st.journal_done(id);
-                }
-                if let Some(tx) = st.pending.remove(&id) {
-                    let _ = tx.send(outcome);
-                }
-                return;
-            }
             SessionEvent::Released(id) => {
-                self.released += 1;
                 let jid = st.jmap.remove(&id);
                 st.journal(|j| j.acked(jid));
                 return;
@@ -509,6 +532,7 @@ where
             progress = true;
             self.on_event(st, ev);
         }
+        progress |= st.drain_outcomes();
         if std::mem::take(&mut self.received_dirty) {
             // In the file before anything more is written to the socket:
             // the ACK for these messages must not be ahead of the journal
@@ -638,7 +662,11 @@ where
             }
             if let Some(done) = this.done.take() {
                 let _ = done.send(Finished {
-                    unacked: st.accepted.saturating_sub(this.released),
+                    // Counted from the acknowledgements: an abort or a
+                    // give-up empties the outbox without them.
+                    unacked: st
+                        .accepted
+                        .saturating_sub(usize::try_from(st.session.released()).unwrap_or(usize::MAX)),
                     gave_up: this.gave_up,
                 });
             }

@@ -10,7 +10,7 @@ use std::task::Context;
 use hookup_proto::reliable::Journal;
 
 use super::Fsync;
-use crate::{Message, Runtime};
+use crate::Runtime;
 
 /// A journal file and its encoder. The interval fsync's timer belongs to
 /// its user (see [`JournalFile::poll_sync`]), so that a file can be kept
@@ -97,8 +97,8 @@ impl JournalFile {
         Ok(())
     }
 
-    pub(super) fn add(&mut self, msg: &Message) -> io::Result<u64> {
-        let id = self.journal.add(&msg.to_proto(), &mut self.buf);
+    pub(super) fn add(&mut self, msg: &hookup_proto::Message) -> io::Result<u64> {
+        let id = self.journal.add(msg, &mut self.buf);
         self.append()?;
         Ok(id)
     }

@@ -133,30 +133,72 @@ pub enum ReliableEvent {
 }
 
 /// Resolves to the one outcome of a reliable send.
+///
+/// A message written at once without an ack deadline (the common case) is
+/// resolved when `send` returns: its `Delivery` holds the outcome and costs
+/// no allocation; the others wait on a one-shot channel the driver resolves.
 #[must_use = "a Delivery tells whether the message arrived"]
-pub struct Delivery(oneshot::Receiver<Outcome>);
+pub struct Delivery(DeliveryState);
+
+enum DeliveryState {
+    Ready(Outcome),
+    Waiting(oneshot::Receiver<Outcome>),
+}
 
 impl Delivery {
-    fn new() -> (oneshot::Sender<Outcome>, Self) {
+    fn ready(outcome: Outcome) -> Self {
+        Self(DeliveryState::Ready(outcome))
+    }
+
+    fn waiting() -> (oneshot::Sender<Outcome>, Self) {
         let (tx, rx) = oneshot::channel();
-        (tx, Self(rx))
+        (tx, Self(DeliveryState::Waiting(rx)))
+    }
+
+    /// The outcome if it is known already (a message written at once
+    /// without an ack deadline has it when `send` returns), without waiting.
+    pub fn try_outcome(&mut self) -> Option<Outcome> {
+        match &mut self.0 {
+            DeliveryState::Ready(o) => Some(*o),
+            DeliveryState::Waiting(rx) => match rx.try_recv() {
+                Ok(Some(o)) => {
+                    self.0 = DeliveryState::Ready(o);
+                    Some(o)
+                }
+                Ok(None) => None,
+                Err(_) => {
+                    let o = Outcome::Dropped(DropReason::Shutdown);
+                    self.0 = DeliveryState::Ready(o);
+                    Some(o)
+                }
+            },
+        }
     }
 }
 
 impl Future for Delivery {
     type Output = Outcome;
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Outcome> {
-        // A driver that went away without resolving: nothing more can happen.
-        Poll::Ready(
-            ready!(Pin::new(&mut self.0).poll(cx))
-                .unwrap_or(Outcome::Dropped(DropReason::Shutdown)),
-        )
+        match &mut self.0 {
+            DeliveryState::Ready(o) => Poll::Ready(*o),
+            DeliveryState::Waiting(rx) => {
+                // A driver that went away without resolving: nothing more
+                // can happen.
+                let o = ready!(Pin::new(rx).poll(cx))
+                    .unwrap_or(Outcome::Dropped(DropReason::Shutdown));
+                self.0 = DeliveryState::Ready(o);
+                Poll::Ready(o)
+            }
+        }
     }
 }
 
 impl std::fmt::Debug for Delivery {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Delivery")
+        match &self.0 {
+            DeliveryState::Ready(o) => f.debug_tuple("Delivery").field(o).finish(),
+            DeliveryState::Waiting(_) => f.write_str("Delivery(waiting)"),
+        }
     }
 }
 

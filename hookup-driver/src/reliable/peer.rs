@@ -204,14 +204,14 @@ impl<S, R: Transport<S>> ReliablePeer<S, R> {
         msg: impl Into<Message>,
         ack: Option<Duration>,
     ) -> Result<Delivery, SendError> {
-        let msg = msg.into();
-        let id = self.session.send(R::now(), msg.to_proto(), ack)?;
-        if let Some(f) = &mut self.file {
-            f.add(id, &msg);
+        let proto = msg.into().into_proto();
+        // The journal's copy (a reference count, not the bytes).
+        let record = self.file.is_some().then(|| proto.clone());
+        let id = self.session.send(R::now(), proto, ack)?;
+        if let (Some(f), Some(record)) = (&mut self.file, record) {
+            f.add(id, &record);
         }
-        let (tx, delivery) = Delivery::new();
-        self.pending.insert(id, tx);
-        Ok(delivery)
+        Ok(self.delivery(id))
     }
 
     /// Queues a JSON value (see [`Session::send_json`]): a `json` envelope
@@ -220,11 +220,9 @@ impl<S, R: Transport<S>> ReliablePeer<S, R> {
     pub fn send_json(&mut self, json: &str, ack: Option<Duration>) -> Result<Delivery, SendError> {
         let id = self.session.send_json(R::now(), json, ack)?;
         if let Some(f) = &mut self.file {
-            f.add(id, &Message::text(json.trim()));
+            f.add(id, &hookup_proto::Message::text(json.trim()));
         }
-        let (tx, delivery) = Delivery::new();
-        self.pending.insert(id, tx);
-        Ok(delivery)
+        Ok(self.delivery(id))
     }
 
     /// Whether this connection speaks the legacy `jsonProtocol` format.
@@ -246,6 +244,7 @@ impl<S, R: Transport<S>> ReliablePeer<S, R> {
             f.poll_sync::<R>(&mut self.sync_timer, cx);
         }
         loop {
+            self.drain_outcomes();
             while let Some(ev) = self.session.poll_event() {
                 match ev {
                     SessionEvent::Hello { session } => {
@@ -258,14 +257,6 @@ impl<S, R: Transport<S>> ReliablePeer<S, R> {
                                 self.session.attach(state, resumed);
                             }
                             Err(_) => self.session.refuse_busy(),
-                        }
-                    }
-                    SessionEvent::Delivery { id, outcome } => {
-                        if let Some(f) = &mut self.file {
-                            f.outcome(id, outcome);
-                        }
-                        if let Some(tx) = self.pending.remove(&id) {
-                            let _ = tx.send(outcome);
                         }
                     }
                     SessionEvent::Message(m) => {
@@ -331,12 +322,55 @@ impl<S, R: Transport<S>> ReliablePeer<S, R> {
 }
 
 impl<S, R: Runtime> ReliablePeer<S, R> {
+    /// The delivery of the message just sent: resolved already if it was
+    /// written at once without an ack deadline, else registered.
+    fn delivery(&mut self, id: MessageId) -> Delivery {
+        let mut mine = None;
+        while let Some((oid, outcome)) = self.session.poll_outcome() {
+            if oid == id {
+                mine = Some(outcome);
+            }
+            self.resolve(oid, outcome, oid != id);
+        }
+        match mine {
+            Some(outcome) => Delivery::ready(outcome),
+            None => {
+                let (tx, delivery) = Delivery::waiting();
+                self.pending.insert(id, tx);
+                delivery
+            }
+        }
+    }
+
+    /// A message's outcome: recorded in the journal, its delivery resolved
+    /// (`notify`: one is registered).
+    fn resolve(&mut self, id: MessageId, outcome: Outcome, notify: bool) {
+        if let Some(f) = &mut self.file {
+            f.outcome(id, outcome);
+        }
+        if notify && let Some(tx) = self.pending.remove(&id) {
+            let _ = tx.send(outcome);
+        }
+    }
+
+    /// Resolves the outcomes the session reported since the last drain.
+    fn drain_outcomes(&mut self) {
+        while let Some((id, outcome)) = self.session.poll_outcome() {
+            self.resolve(id, outcome, true);
+        }
+    }
+
     fn park(&mut self) {
         if self.parked {
             return;
         }
         self.parked = true;
-        if let Some(state) = self.session.take_state() {
+        // Outcomes reported so far, while the journal file is still here.
+        self.drain_outcomes();
+        let state = self.session.take_state();
+        // Any the session kept back from the state it handed over.
+        self.drain_outcomes();
+        if let Some(state) = state {
             // The file first (its sync is not done under the store's lock),
             // so that an eviction right away finds it.
             if let (Some(j), Some(f)) = (&self.store.journal, self.file.take()) {

@@ -16,7 +16,7 @@ use hookup_proto::reliable::{MessageId, Outcome, SessionState};
 
 use super::Fsync;
 use super::journal::JournalFile;
-use crate::{Message, Runtime};
+use crate::Runtime;
 
 /// The directory and the files of parked sessions.
 #[derive(Debug)]
@@ -165,7 +165,7 @@ impl ServerJournal {
 
 impl SessionFile {
     /// A message was queued.
-    pub(super) fn add(&mut self, id: MessageId, msg: &Message) {
+    pub(super) fn add(&mut self, id: MessageId, msg: &hookup_proto::Message) {
         match self.file.add(msg) {
             Ok(jid) => {
                 self.jmap.insert(id, jid);

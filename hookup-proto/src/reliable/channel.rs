@@ -64,6 +64,8 @@ pub(crate) struct Channel {
     outcomes: VecDeque<(MessageId, Outcome)>,
     /// Ids removed from the outbox by acks, when someone listens for them.
     pub(crate) released: Option<VecDeque<MessageId>>,
+    /// Messages removed from the outbox by acks, in all (never reset).
+    pub(crate) released_count: u64,
 }
 
 impl Channel {
@@ -85,6 +87,7 @@ impl Channel {
             ack_now: false,
             outcomes: VecDeque::new(),
             released: None,
+            released_count: 0,
         }
     }
 
@@ -313,6 +316,7 @@ impl Channel {
                     let o = self.outbox.pop_front().expect("front exists");
                     self.out_bytes -= o.payload.len();
                     self.replay_pos = self.replay_pos.saturating_sub(1);
+                    self.released_count += 1;
                     if let Some(r) = &mut self.released {
                         r.push_back(o.id);
                     }

@@ -5,8 +5,8 @@
 //! sequence number; the receiver delivers in order, drops duplicates and
 //! acknowledges cumulatively; the sender keeps what is unacknowledged in a
 //! bounded outbox and replays it after a reconnect, before anything new.
-//! Each [`Session::send`] resolves exactly once, as an [`Outcome`] in
-//! [`SessionEvent::Delivery`]: written, acked, ack-failed (its deadline,
+//! Each [`Session::send`] resolves exactly once, as an [`Outcome`] from
+//! [`Session::poll_outcome`]: written, acked, ack-failed (its deadline,
 //! counted from when it was written, passed) or dropped (with the reason).
 //!
 //! Clients reconnect by themselves on a [`Reconnect`] policy with full-jitter

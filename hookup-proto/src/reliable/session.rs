@@ -65,19 +65,12 @@ pub enum SessionEvent {
         reason: String,
     },
     /// (Client) The reconnect policy is exhausted; unacknowledged messages
-    /// without an outcome yet were reported dropped ([`DropReason::GaveUp`];
-    /// those already reported [`Outcome::Written`] are not reported again).
-    /// Terminal.
+    /// without an outcome yet are reported dropped by
+    /// [`Session::poll_outcome`] ([`DropReason::GaveUp`]; those already
+    /// reported [`Outcome::Written`] are not reported again). Terminal.
     GaveUp,
     /// An application message, delivered once and in order.
     Message(Message),
-    /// The final outcome of a [`Session::send`].
-    Delivery {
-        /// The message.
-        id: MessageId,
-        /// What happened to it.
-        outcome: Outcome,
-    },
     /// The peer acknowledged this message: it left the outbox (only with
     /// [`SessionConfig::report_releases`]). In legacy mode, which never
     /// sends a message again, every message is released with its outcome.
@@ -129,17 +122,22 @@ enum Role {
 /// One end of a reliable session. See the [module docs](super).
 ///
 /// The drain order is the connection's: after every input and command,
-/// drain [`poll_action`](Self::poll_action) and
-/// [`poll_event`](Self::poll_event), write out
+/// drain [`poll_action`](Self::poll_action),
+/// [`poll_event`](Self::poll_event) and
+/// [`poll_outcome`](Self::poll_outcome), write out
 /// [`poll_transmit`](Self::poll_transmit), re-arm the timer at
-/// [`poll_timeout`](Self::poll_timeout).
+/// [`poll_timeout`](Self::poll_timeout). Outcomes have a queue of their own
+/// (they answer this side's sends; events come from the peer or the
+/// transport), so a sender can collect the outcome of a message right after
+/// its [`send`](Self::send) — a message written at once is reported
+/// [`Outcome::Written`] by then — without going through the events.
 ///
 /// Taking output ([`poll_transmit`](Self::poll_transmit),
 /// [`advance_transmit`](Self::advance_transmit)) makes room under
 /// [`SessionConfig::write_window`](super::SessionConfig::write_window), so
-/// more of the outbox is written, which may report more
-/// [`SessionEvent::Delivery`] events: repeat the drain until
-/// `poll_transmit` has nothing more and no action or event is left.
+/// more of the outbox is written, which may report more outcomes: repeat
+/// the drain until `poll_transmit` has nothing more and no action, event or
+/// outcome is left.
 ///
 /// A server session gets its state from [`attach`](Self::attach) after
 /// [`SessionEvent::Hello`]. When it ends ([`SessionEvent::Closed`]), take
@@ -174,6 +172,11 @@ pub struct Session {
     /// session the server no longer had (WELCOME new): delivered, but not
     /// counted as received in the new one.
     stale_messages: u64,
+    /// Outcomes not in the channel's queue: legacy mode's, and those left in
+    /// a channel taken out by [`take_state`](Self::take_state).
+    outcomes: VecDeque<(MessageId, Outcome)>,
+    /// Legacy mode: messages released (every outcome releases one).
+    legacy_released: u64,
     now: Instant,
 }
 
@@ -205,6 +208,8 @@ impl Session {
             legacy: None,
             restored: false,
             stale_messages: 0,
+            outcomes: VecDeque::new(),
+            legacy_released: 0,
             now,
         }
     }
@@ -335,6 +340,15 @@ impl Session {
             Some(l) => l.unresolved(),
             None => self.channel.unacked(),
         }
+    }
+
+    /// Messages the peer acknowledged, in all (they left the outbox; in
+    /// legacy mode, where nothing is kept to be sent again, every message
+    /// with an outcome). Counts across reconnects and session resets: an
+    /// abort or a give-up empties the outbox without acknowledgements, so
+    /// `unacked` alone does not tell how many arrived.
+    pub fn released(&self) -> u64 {
+        self.channel.released_count + self.legacy_released
     }
 
     /// Payload bytes sent but not yet acknowledged (in legacy mode: bytes
@@ -635,6 +649,11 @@ impl Session {
         self.discard_undelivered();
         let id = std::mem::take(&mut self.id);
         let mut channel = std::mem::replace(&mut self.channel, Channel::new());
+        // Outcomes not yet collected stay with this session (the caller's
+        // sends), not with the state handed on.
+        while let Some(o) = channel.poll_outcome() {
+            self.outcomes.push_back(o);
+        }
         channel.on_disconnect();
         Some(SessionState { id, channel })
     }
@@ -806,6 +825,14 @@ impl Session {
         Some(ev)
     }
 
+    /// The next outcome of a [`send`](Self::send): the message's id and
+    /// what became of it. Every message sent gets exactly one.
+    pub fn poll_outcome(&mut self) -> Option<(MessageId, Outcome)> {
+        self.outcomes
+            .pop_front()
+            .or_else(|| self.channel.poll_outcome())
+    }
+
     /// Appends the current connection's output to `buf` (see
     /// [`Connection::poll_transmit`]).
     pub fn poll_transmit(&mut self, buf: &mut Vec<u8>) -> bool {
@@ -900,22 +927,21 @@ impl Session {
         self.drain_outcomes();
     }
 
+    /// Moves legacy outcomes and released ids to where the caller polls them.
     fn drain_outcomes(&mut self) {
-        while let Some((id, outcome)) = self.channel.poll_outcome() {
-            self.events
-                .push_back(SessionEvent::Delivery { id, outcome });
-        }
         if let Some(l) = &mut self.legacy {
             while let Some((id, outcome)) = l.poll_outcome() {
-                self.events
-                    .push_back(SessionEvent::Delivery { id, outcome });
+                self.outcomes.push_back((id, outcome));
                 // Nothing is kept to be sent again.
+                self.legacy_released += 1;
                 if self.config.report_releases {
                     self.events.push_back(SessionEvent::Released(id));
                 }
             }
         }
-        if let Some(r) = &mut self.channel.released {
+        if let Some(r) = &mut self.channel.released
+            && !r.is_empty()
+        {
             self.events.extend(r.drain(..).map(SessionEvent::Released));
         }
     }

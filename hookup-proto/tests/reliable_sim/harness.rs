@@ -1125,6 +1125,10 @@ impl Sim {
                 progress = true;
                 self.on_client_event(&mut c, e);
             }
+            while let Some((id, outcome)) = c.poll_outcome() {
+                progress = true;
+                self.outcome(false, Vec::new(), id, outcome);
+            }
             let mut buf = Vec::new();
             if self.take_output(&mut c, &mut buf) {
                 progress = true;
@@ -1154,7 +1158,6 @@ impl Sim {
         if !matches!(
             e,
             SessionEvent::Message(_)
-                | SessionEvent::Delivery { .. }
                 | SessionEvent::Released(_)
                 | SessionEvent::Rtt(_)
         ) {
@@ -1196,7 +1199,6 @@ impl Sim {
                 let sid = self.client_session.clone();
                 self.receive(false, sid, m);
             }
-            SessionEvent::Delivery { id, outcome } => self.outcome(false, Vec::new(), id, outcome),
             SessionEvent::Released(id) => self.released(false, Vec::new(), id),
             SessionEvent::Error(e) => self.client_errors.push(e),
             SessionEvent::GaveUp => {
@@ -1332,6 +1334,9 @@ impl Sim {
                 }
                 let mut ended = false;
                 let mut abandon = false;
+                if self.server_outcomes(s) {
+                    progress = true;
+                }
                 while let Some(e) = s.poll_event() {
                     progress = true;
                     let message = matches!(e, SessionEvent::Message(_));
@@ -1358,11 +1363,11 @@ impl Sim {
                     let parked = s.take_state();
                     // Outcomes already reported still reach the sender (a
                     // driver resolves its deliveries as it drains).
+                    while let Some((id, outcome)) = s.poll_outcome() {
+                        self.outcome(true, sid.clone(), id, outcome);
+                    }
                     while let Some(e) = s.poll_event() {
                         match e {
-                            SessionEvent::Delivery { id, outcome } => {
-                                self.outcome(true, sid.clone(), id, outcome);
-                            }
                             SessionEvent::Released(id) => self.released(true, sid.clone(), id),
                             SessionEvent::Message(_) => {
                                 self.fail("a message not taken survived take_state");
@@ -1401,6 +1406,9 @@ impl Sim {
                     }
                     if s.poll_event().is_some() {
                         self.fail("server session events after Closed");
+                    }
+                    if s.poll_outcome().is_some() {
+                        self.fail("server session outcomes after Closed");
                     }
                     state = SrvState::Gone;
                     break;
@@ -1445,10 +1453,6 @@ impl Sim {
                 let sid = s.id().to_vec();
                 self.receive(true, sid, m);
             }
-            SessionEvent::Delivery { id, outcome } => {
-                let sid = s.id().to_vec();
-                self.outcome(true, sid, id, outcome);
-            }
             SessionEvent::Released(id) => {
                 let sid = s.id().to_vec();
                 self.released(true, sid, id);
@@ -1461,6 +1465,7 @@ impl Sim {
             }
             SessionEvent::Disconnected { code, .. } => self.servers[si].last_code = Some(code),
             SessionEvent::Closed => {
+                self.server_outcomes(s);
                 if let Some(state) = s.take_state() {
                     if self.servers[si].last_code == Some(CloseCode::NORMAL) {
                         self.log(|| format!("server[{link}] release"));
@@ -1610,6 +1615,18 @@ impl Sim {
                 ));
             }
         }
+    }
+
+    /// Collects a server session's outcomes (before its state is taken: the
+    /// id goes with it).
+    fn server_outcomes(&mut self, s: &mut Session) -> bool {
+        let mut any = false;
+        while let Some((id, outcome)) = s.poll_outcome() {
+            any = true;
+            let sid = s.id().to_vec();
+            self.outcome(true, sid, id, outcome);
+        }
+        any
     }
 
     fn outcome(&mut self, server: bool, sid: Vec<u8>, id: MessageId, outcome: Outcome) {
