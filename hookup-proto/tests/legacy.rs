@@ -220,7 +220,7 @@ impl std::ops::Deref for Evs {
 }
 
 impl Evs {
-    fn extend(&mut self, more: Evs) {
+    fn extend(&mut self, more: Self) {
         self.events.extend(more.events);
         self.outcomes.extend(more.outcomes);
     }

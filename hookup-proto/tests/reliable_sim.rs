@@ -13,8 +13,9 @@ use harness::{Bad, Knobs, Rng as SimRng, Sim, sim_config, small_outbox, ws_frame
 use proptest::prelude::*;
 
 use hookup_proto::reliable::{
-    Action, DropReason, Journal, JournalError, MessageId, Outcome, Overflow, Reconnect, SUBPROTOCOL,
-    SendError, Session, SessionConfig, SessionError, SessionEvent, SessionStore, StoreConfig,
+    Action, DropReason, Journal, JournalError, MessageId, Outcome, Overflow, Reconnect,
+    SUBPROTOCOL, SendError, Session, SessionConfig, SessionError, SessionEvent, SessionStore,
+    StoreConfig,
 };
 use hookup_proto::{Accept, ClientRequest, Config, Connection, Event, Message, Role};
 

@@ -664,9 +664,9 @@ where
                 let _ = done.send(Finished {
                     // Counted from the acknowledgements: an abort or a
                     // give-up empties the outbox without them.
-                    unacked: st
-                        .accepted
-                        .saturating_sub(usize::try_from(st.session.released()).unwrap_or(usize::MAX)),
+                    unacked: st.accepted.saturating_sub(
+                        usize::try_from(st.session.released()).unwrap_or(usize::MAX),
+                    ),
                     gave_up: this.gave_up,
                 });
             }

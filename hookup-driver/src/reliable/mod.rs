@@ -184,8 +184,8 @@ impl Future for Delivery {
             DeliveryState::Waiting(rx) => {
                 // A driver that went away without resolving: nothing more
                 // can happen.
-                let o = ready!(Pin::new(rx).poll(cx))
-                    .unwrap_or(Outcome::Dropped(DropReason::Shutdown));
+                let o =
+                    ready!(Pin::new(rx).poll(cx)).unwrap_or(Outcome::Dropped(DropReason::Shutdown));
                 self.0 = DeliveryState::Ready(o);
                 Poll::Ready(o)
             }

@@ -1157,9 +1157,7 @@ impl Sim {
         self.log(|| format!("client event: {short}"));
         if !matches!(
             e,
-            SessionEvent::Message(_)
-                | SessionEvent::Released(_)
-                | SessionEvent::Rtt(_)
+            SessionEvent::Message(_) | SessionEvent::Released(_) | SessionEvent::Rtt(_)
         ) {
             self.client_events.push((el, short));
         }
