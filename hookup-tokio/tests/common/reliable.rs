@@ -450,6 +450,44 @@ pub async fn reliable_journal_replay<C: Reliable>(t: &Target<C>) {
     assert_eq!(f.unacked, 0);
 }
 
+/// A send without an ack deadline on a connected client is written at
+/// once: its delivery is resolved when `send` returns. One with a deadline
+/// waits for its ack, and one that cannot be written (nothing listens)
+/// stays unresolved until the client shuts down.
+pub async fn reliable_unacked_send_resolved_at_once<C: Reliable>(t: &Target<C>) {
+    let mut c = client(t, "/reliable", config(t));
+    within(async { while !matches!(c.recv().await, Some(ReliableEvent::Connected { .. })) {} })
+        .await;
+    let mut w = c.send("written", None).await.expect("queued");
+    assert_eq!(w.try_outcome(), Some(DeliveryOutcome::Written));
+    assert_eq!(within(w).await, DeliveryOutcome::Written);
+    let mut a = c
+        .send("acked", Some(Duration::from_secs(20)))
+        .await
+        .expect("queued");
+    assert_eq!(within(&mut a).await, DeliveryOutcome::Acked);
+    assert_eq!(a.try_outcome(), Some(DeliveryOutcome::Acked));
+    assert_eq!(next_text(&mut c).await, "written");
+    assert_eq!(next_text(&mut c).await, "acked");
+    assert_eq!(shutdown(c, Duration::from_secs(20)).await.unacked, 0);
+
+    let scheme = t.base.split("://").next().unwrap();
+    let mut never = config(t);
+    never.session.reconnect = Reconnect::Forever;
+    let n: ReliableClient<C::Rt> = ReliableClient::connect(
+        &format!("{scheme}://127.0.0.1:{}/reliable", closed_port()),
+        never,
+    )
+    .expect("client");
+    let mut u = n.send("unwritten", None).await.expect("queued");
+    assert_eq!(u.try_outcome(), None);
+    assert_eq!(shutdown(n, Duration::from_millis(300)).await.unacked, 1);
+    assert_eq!(
+        u.try_outcome(),
+        Some(DeliveryOutcome::Dropped(DropReason::Shutdown))
+    );
+}
+
 /// Every outstanding delivery resolves when the client shuts down: ones
 /// written and waiting for their ack, and ones never written.
 pub async fn reliable_deliveries_resolved_at_shutdown<C: Reliable>(t: &Target<C>) {
