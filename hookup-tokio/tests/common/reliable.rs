@@ -254,6 +254,19 @@ fn closed_port() -> u16 {
     l.local_addr().unwrap().port()
 }
 
+/// A client of a port nothing listens on that retries forever: nothing it
+/// is given is ever written.
+fn unreachable_client<C: Reliable>(t: &Target<C>) -> ReliableClient<C::Rt> {
+    let scheme = t.base.split("://").next().unwrap();
+    let mut never = config(t);
+    never.session.reconnect = Reconnect::Forever;
+    ReliableClient::connect(
+        &format!("{scheme}://127.0.0.1:{}/reliable", closed_port()),
+        never,
+    )
+    .expect("client")
+}
+
 /// A fresh journal path in a directory of its own (removed by the guard).
 struct TempDir(PathBuf);
 
@@ -471,14 +484,7 @@ pub async fn reliable_unacked_send_resolved_at_once<C: Reliable>(t: &Target<C>) 
     assert_eq!(next_text(&mut c).await, "acked");
     assert_eq!(shutdown(c, Duration::from_secs(20)).await.unacked, 0);
 
-    let scheme = t.base.split("://").next().unwrap();
-    let mut never = config(t);
-    never.session.reconnect = Reconnect::Forever;
-    let n: ReliableClient<C::Rt> = ReliableClient::connect(
-        &format!("{scheme}://127.0.0.1:{}/reliable", closed_port()),
-        never,
-    )
-    .expect("client");
+    let n = unreachable_client(t);
     let mut u = n.send("unwritten", None).await.expect("queued");
     assert_eq!(u.try_outcome(), None);
     assert_eq!(shutdown(n, Duration::from_millis(300)).await.unacked, 1);
@@ -504,14 +510,7 @@ pub async fn reliable_deliveries_resolved_at_shutdown<C: Reliable>(t: &Target<C>
     within(async { while !matches!(c.recv().await, Some(ReliableEvent::Connected { .. })) {} })
         .await;
     // Never written: nothing listens.
-    let scheme = t.base.split("://").next().unwrap();
-    let mut never = config(t);
-    never.session.reconnect = Reconnect::Forever;
-    let n: ReliableClient<C::Rt> = ReliableClient::connect(
-        &format!("{scheme}://127.0.0.1:{}/reliable", closed_port()),
-        never,
-    )
-    .expect("client");
+    let n = unreachable_client(t);
     let mut unwritten = Vec::new();
     for i in 0..2 {
         unwritten.push(n.send(format!("u{i}"), None).await.expect("queued"));
