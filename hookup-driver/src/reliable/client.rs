@@ -96,7 +96,11 @@ struct State {
     /// The clock as of the task's last pass (or the last send with an ack
     /// deadline): a send without a deadline needs no fresher time (the
     /// session's clock only moves forward, and nothing of such a send is
-    /// timed), which saves reading the clock per message.
+    /// timed), which saves reading the clock per message. (An older message
+    /// with a deadline that this send's pass writes out starts its timer at
+    /// this time: early by at most the time since the task last ran, which
+    /// it does whenever the socket takes more, so it errs towards
+    /// `AckFailed`, never towards waiting longer than asked.)
     now: Instant,
 }
 
