@@ -85,6 +85,7 @@ impl Message {
 
 impl Message {
     /// [`to_proto`](Self::to_proto), by value (no reference count taken).
+    #[inline]
     pub(crate) fn into_proto(self) -> hookup_proto::Message {
         match self {
             Self::Text(t) => hookup_proto::Message::Text(t),

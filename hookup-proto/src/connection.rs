@@ -91,6 +91,10 @@ struct Incoming {
     size: u64,
 }
 
+/// Longest payload prefix (an envelope header) assembled on the stack with
+/// a frame header.
+const MAX_PREFIX: usize = 16;
+
 /// Outgoing bytes: whole segments (zero-copy payloads, or sealed copies)
 /// followed by a tail that small frames are appended to.
 #[derive(Debug, Default)]
@@ -453,6 +457,24 @@ impl Connection {
 
     // ------------------------------------------------------------ output
 
+    /// The next event if it is a complete data message, as `(text, payload)`
+    /// (a text payload was validated as UTF-8); `None` when the next event
+    /// is anything else, or there is none: then [`poll_event`](Self::poll_event)
+    /// has it. The same queue as `poll_event`, without building an `Event`.
+    #[inline]
+    pub(crate) fn poll_message(&mut self) -> Option<(bool, Bytes)> {
+        if !matches!(self.events.front(), Some(Queued::Message { .. })) {
+            return None;
+        }
+        match self.events.pop_front() {
+            Some(Queued::Message { text, data }) => {
+                self.buffered -= data.len();
+                Some((text, data))
+            }
+            _ => None,
+        }
+    }
+
     /// The next event, if any. Drain until `None` after every input.
     pub fn poll_event(&mut self) -> Option<Event> {
         if self.events.is_empty() {
@@ -658,6 +680,27 @@ impl Connection {
         Ok(())
     }
 
+    /// Queues one message whose payload is `prefix` (a protocol header of
+    /// a few bytes) followed by `payload`, copied once into the output queue.
+    pub(crate) fn send_prefixed<const N: usize>(
+        &mut self,
+        kind: MessageKind,
+        prefix: &[u8; N],
+        payload: &[u8],
+    ) -> Result<(), UsageError> {
+        let opcode = match kind {
+            MessageKind::Text => OpCode::Text,
+            MessageKind::Binary => OpCode::Binary,
+        };
+        self.check_can_send_data(opcode)?;
+        if self.deflate.is_some() {
+            self.write_data_frame(opcode, true, &[prefix, payload]);
+            return Ok(());
+        }
+        self.write_frame_prefixed(opcode, prefix, payload);
+        Ok(())
+    }
+
     /// Queues one frame of a fragmented message. The first call gives the
     /// message's kind; later calls continue it (their `kind` is ignored);
     /// `fin` ends it. Text fragments together must form valid UTF-8.
@@ -826,6 +869,47 @@ impl Connection {
     #[inline]
     fn write_frame_with_rsv(&mut self, opcode: OpCode, fin: bool, rsv: u8, parts: &[&[u8]]) {
         let len: usize = parts.iter().map(|p| p.len()).sum();
+        let (mask, start) = self.begin_frame(opcode, fin, rsv, len, &[]);
+        let tail = &mut self.out.tail;
+        for p in parts {
+            tail.extend_from_slice(p);
+        }
+        if let Some(key) = mask {
+            apply_mask(&mut tail[start..], key, 0);
+        }
+    }
+
+    /// Encodes one frame whose payload is `prefix` (a few bytes, such as an
+    /// envelope header, assembled with the frame header) then `payload`.
+    #[inline]
+    fn write_frame_prefixed<const N: usize>(
+        &mut self,
+        opcode: OpCode,
+        prefix: &[u8; N],
+        payload: &[u8],
+    ) {
+        let (mask, start) = self.begin_frame(opcode, true, 0, N + payload.len(), prefix);
+        let tail = &mut self.out.tail;
+        tail.extend_from_slice(payload);
+        if let Some(key) = mask {
+            apply_mask(&mut tail[start..], key, 0);
+        }
+    }
+
+    /// Appends the header of a frame of `len` payload bytes and the
+    /// payload's first bytes, `prefix`, to the output tail, with room
+    /// reserved for the rest of the payload. Returns the masking key (a
+    /// client's) and where in the tail the payload starts.
+    #[inline]
+    fn begin_frame<const N: usize>(
+        &mut self,
+        opcode: OpCode,
+        fin: bool,
+        rsv: u8,
+        len: usize,
+        prefix: &[u8; N],
+    ) -> (Option<[u8; 4]>, usize) {
+        const { assert!(N <= MAX_PREFIX) };
         let mask = match self.role {
             Role::Client => Some((self.rng.next_u64() as u32).to_ne_bytes()),
             Role::Server => None,
@@ -837,19 +921,18 @@ impl Connection {
             mask,
             payload_len: len as u64,
         };
-        let mut h = [0u8; MAX_HEADER_LEN];
-        let hl = header.encode_to(&mut h);
+        let mut h = [0u8; MAX_HEADER_LEN + MAX_PREFIX];
+        let hl = header.encode_to(h.first_chunk_mut().expect("room for a header"));
+        h[hl..hl + N].copy_from_slice(prefix);
         let tail = &mut self.out.tail;
-        tail.reserve(hl + len);
-        tail.extend_from_slice(&h[..hl]);
-        let start = tail.len();
-        for p in parts {
-            tail.extend_from_slice(p);
-        }
-        if let Some(key) = mask {
-            apply_mask(&mut tail[start..], key, 0);
-        }
+        tail.reserve(h.len() + len);
+        let start = tail.len() + hl;
+        // The whole stack buffer (a copy of fixed size, no call), then cut
+        // back to what was encoded.
+        tail.extend_from_slice(&h);
+        tail.truncate(start + N);
         self.out.len += hl + len;
+        (mask, start)
     }
 
     fn queue_close(&mut self, frame: Option<CloseFrame>) {

@@ -1561,3 +1561,46 @@ fn ack_deadline_beyond_instant_never_fires() {
     assert!(!outs.iter().any(|(d, _)| *d == id), "{outs:?}");
     assert_eq!(s.unacked(), 1);
 }
+
+/// `is_write_blocked` tells a sender when a message sent now would wait in
+/// the outbox although a connection is up (its output is at the write
+/// window); never while disconnected, where messages wait for the next
+/// connection anyway. Taking output unblocks, and what waited is written.
+#[test]
+fn write_blocked_at_the_window_only_while_connected() {
+    let now = Instant::now();
+    let mut store = SessionStore::new(StoreConfig::default(), Some([9; 32]));
+    let mut cfg = SessionConfig::default();
+    cfg.write_window = 4096;
+    let mut c = Session::client(ClientRequest::new("ws://sim/x").unwrap(), cfg, now);
+    assert!(!c.is_write_blocked(), "not connected");
+    let first = c.send(now, Message::binary(vec![1u8; 3000]), None).unwrap();
+    assert!(!c.is_write_blocked(), "not connected, one queued");
+    let (_s, _) = connect_pair(&mut c, &mut store, now);
+    assert!(c.is_established());
+    assert_eq!(c.poll_outcome(), Some((first, Outcome::Written)));
+    assert!(!c.is_write_blocked(), "output taken by the pair");
+    // 3000 + 10-byte envelope + frame header: under the window.
+    let a = c.send(now, Message::binary(vec![2u8; 3000]), None).unwrap();
+    assert_eq!(c.poll_outcome(), Some((a, Outcome::Written)));
+    assert!(!c.is_write_blocked());
+    // Past the window: this one is still written (the window is checked
+    // before each message), the next waits.
+    let b = c.send(now, Message::binary(vec![3u8; 3000]), None).unwrap();
+    assert_eq!(c.poll_outcome(), Some((b, Outcome::Written)));
+    assert!(c.is_write_blocked());
+    let waiting = c.send(now, Message::binary(vec![4u8; 10]), None).unwrap();
+    assert_eq!(c.poll_outcome(), None, "waits in the outbox");
+    assert!(c.is_write_blocked());
+    // The transport takes the output: the waiting message is written.
+    let mut out = Vec::new();
+    while c.poll_transmit(&mut out) {}
+    assert_eq!(c.poll_outcome(), Some((waiting, Outcome::Written)));
+    assert!(!c.is_write_blocked());
+    // Disconnected: never blocked, whatever is queued.
+    c.handle_eof(now);
+    for _ in 0..4 {
+        c.send(now, Message::binary(vec![5u8; 3000]), None).unwrap();
+        assert!(!c.is_write_blocked());
+    }
+}

@@ -331,6 +331,8 @@ async fn reliable_burst(
     };
     let is_mark = |i: usize| (i + 1).is_multiple_of(every) || i + 1 == n;
     let mut marks: VecDeque<reliable::Delivery> = VecDeque::with_capacity(keep + 1);
+    // A mark's Delivery is kept (at most `keep` outstanding); the others are dropped at
+    // once (a send without a deadline that was written is resolved `Written` already).
     let mut sent = async |mark: bool, d: Result<reliable::Delivery, _>| -> Result<(), BoxError> {
         let d = d.map_err(|e| format!("send: {e}"))?;
         if mark {
@@ -350,7 +352,10 @@ async fn reliable_burst(
                     mark.then_some(ACK_DEADLINE),
                 )
                 .await;
-            sent(mark, d).await?;
+            match d {
+                Ok(d) if !mark => drop(d),
+                d => sent(mark, d).await?,
+            }
         }
     } else {
         let mut sends = futures::stream::iter(0..n)

@@ -87,6 +87,9 @@ struct State {
     ended: bool,
     /// The handle was dropped without `shutdown`: the task shuts down.
     handle_gone: bool,
+    /// `shutdown` gave up waiting and aborted: the transport is dropped
+    /// without writing out what is still queued for it.
+    aborted: bool,
     /// Messages (and their payload bytes) queued by `send` since the task's
     /// last pass.
     queued: usize,
@@ -141,13 +144,18 @@ impl State {
             }
         }
         // A message written at once without an ack deadline is resolved
-        // already (sending may also have dropped an older one).
+        // already (sending may also have dropped or written older ones,
+        // whose outcomes come first: this message's is the last).
         let mut mine = None;
         while let Some((oid, outcome)) = self.session.poll_outcome() {
             if oid == id {
+                if matches!(outcome, Outcome::Dropped(_)) {
+                    self.journal_done(id);
+                }
                 mine = Some(outcome);
+                break;
             }
-            self.resolve(oid, outcome, oid != id);
+            self.resolve(oid, outcome);
         }
         Ok(match mine {
             Some(outcome) => Delivery::ready(outcome),
@@ -159,13 +167,15 @@ impl State {
         })
     }
 
-    /// A message's outcome: its delivery resolves (`notify`: one is
-    /// registered), a dropped one leaves the journal.
-    fn resolve(&mut self, id: MessageId, outcome: Outcome, notify: bool) {
+    /// A message's outcome: its delivery resolves, a dropped one leaves the
+    /// journal.
+    fn resolve(&mut self, id: MessageId, outcome: Outcome) {
         if matches!(outcome, Outcome::Dropped(_)) {
             self.journal_done(id);
         }
-        if notify && let Some(tx) = self.pending.remove(&id) {
+        if !self.pending.is_empty()
+            && let Some(tx) = self.pending.remove(&id)
+        {
             let _ = tx.send(outcome);
         }
     }
@@ -175,7 +185,7 @@ impl State {
         let mut any = false;
         while let Some((id, outcome)) = self.session.poll_outcome() {
             any = true;
-            self.resolve(id, outcome, true);
+            self.resolve(id, outcome);
         }
         any
     }
@@ -317,6 +327,7 @@ where
                 jmap,
                 ended: false,
                 handle_gone: false,
+                aborted: false,
                 queued: 0,
                 queued_bytes: 0,
                 senders: Vec::new(),
@@ -329,6 +340,8 @@ where
             shared: shared.clone(),
             io: None,
             closing: false,
+            close_by: None,
+            close_timeout: config.session.connection.close_timeout,
             read_eof: false,
             connecting: None,
             timer: Timer::default(),
@@ -361,10 +374,15 @@ where
     /// The message is queued into the session right here (and written to
     /// the journal, if there is one); the client's task writes out
     /// everything queued since its last pass in one vectored write. `send`
-    /// returns without waiting for the task, unless what was queued since
-    /// the task's last pass has grown large (1,024 messages, or four times
+    /// returns without waiting for the task, unless the connection's output
+    /// is at the session's write window (`SessionConfig::write_window`: the
+    /// socket is not keeping up), or what was queued since the task's last
+    /// pass has grown large (1,024 messages, or four times
     /// `write_buffer_size` bytes of payload): then it waits for the task to
-    /// take it first. (Either way the session's outbox bounds apply.)
+    /// write first. So while connected, every message is written as it is
+    /// sent, and a sender that outpaces the network is held back rather than
+    /// filling the outbox. While disconnected, messages wait in the outbox
+    /// for the next connection, within its bounds.
     pub async fn send(
         &self,
         msg: impl Into<Message>,
@@ -373,8 +391,13 @@ where
         let mut msg = Some(msg.into());
         poll_fn(|cx| {
             let mut st = self.shared.lock();
+            // Wait while the connection's output is at the write window (a
+            // message sent now would wait in the outbox, and its Delivery
+            // in a map), or a large batch waits for the task.
             if !st.ended
-                && (st.queued >= BATCH_MESSAGES || st.queued_bytes >= self.shared.batch_bytes)
+                && (st.session.is_write_blocked()
+                    || st.queued >= BATCH_MESSAGES
+                    || st.queued_bytes >= self.shared.batch_bytes)
             {
                 if !st.senders.iter().any(|w| w.will_wake(cx.waker())) {
                     st.senders.push(cx.waker().clone());
@@ -431,7 +454,11 @@ where
         if let Some(Some(f)) = timeout::<R, _>(deadline, wait).await {
             return f;
         }
-        self.shared.lock().session.abort(R::now());
+        {
+            let mut st = self.shared.lock();
+            st.aborted = true;
+            st.session.abort(R::now());
+        }
         self.shared.task.wake();
         let f = async {
             while self.events.next().await.is_some() {}
@@ -454,6 +481,10 @@ struct ClientDriver<R: Net> {
     io: Option<Io<R::Stream, R>>,
     /// Writing out the last bytes of a finished connection, then shutting it.
     closing: bool,
+    /// When that write-out is given up (a peer that stopped reading would
+    /// hold it for ever): the connection's close timeout after it began.
+    close_by: Option<R::Sleep>,
+    close_timeout: Duration,
     read_eof: bool,
     connecting: Option<Connecting<R::Stream>>,
     timer: Timer<R>,
@@ -585,6 +616,7 @@ where
                     self.io = Some(Io::new(stream, self.client.ws.max_read_size));
                     self.read_eof = false;
                     self.closing = false;
+                    self.close_by = None;
                     st.session.handle_connected(R::now());
                 }
                 Err(e) => st.session.handle_connect_failed(R::now(), &e.to_string()),
@@ -593,13 +625,20 @@ where
         let session = &mut st.session;
         if let Some(io) = &mut self.io {
             if self.closing {
-                let done = match io.poll_write_out(session, cx) {
-                    Poll::Ready(_) => io.poll_shutdown(cx).is_ready(),
-                    Poll::Pending => false,
-                };
+                let close_timeout = self.close_timeout;
+                let by = self
+                    .close_by
+                    .get_or_insert_with(|| R::sleep_until(R::now() + close_timeout));
+                let expired = st.aborted || R::poll_sleep(by, cx).is_ready();
+                let done = expired
+                    || match io.poll_write_out(session, cx) {
+                        Poll::Ready(_) => io.poll_shutdown(cx).is_ready(),
+                        Poll::Pending => false,
+                    };
                 if done {
                     self.io = None;
                     self.closing = false;
+                    self.close_by = None;
                     progress = true;
                 }
             } else {

@@ -96,6 +96,11 @@ impl Channel {
         self.outbox.len()
     }
 
+    /// Whether messages wait to be written on this connection.
+    pub(crate) fn has_unwritten(&self) -> bool {
+        self.replay_pos < self.outbox.len()
+    }
+
     /// Payload bytes not yet acknowledged.
     pub(crate) fn unacked_bytes(&self) -> usize {
         self.out_bytes
@@ -162,6 +167,7 @@ impl Channel {
     }
 
     /// Queues a message, applying the bounds.
+    #[inline]
     pub(crate) fn push(
         &mut self,
         config: &SessionConfig,
@@ -226,19 +232,18 @@ impl Channel {
             self.recv_since_ack = 0;
         }
         while self.replay_pos < self.outbox.len() && conn.transmit_len() < window {
-            let idx = self.replay_pos;
-            let seq = match self.outbox[idx].seq {
+            let out = &mut self.outbox[self.replay_pos];
+            let seq = match out.seq {
                 Some(s) => s,
                 None => {
                     self.last_seq += 1;
-                    self.outbox[idx].seq = Some(self.last_seq);
+                    out.seq = Some(self.last_seq);
                     self.last_seq
                 }
             };
-            let out = &self.outbox[idx];
             let header = wire::data_header(out.text, out.ack.is_some(), seq);
             if conn
-                .send_parts(MessageKind::Binary, &[&header, &out.payload])
+                .send_prefixed(MessageKind::Binary, &header, &out.payload)
                 .is_err()
             {
                 return;
@@ -247,14 +252,18 @@ impl Channel {
             // The outcome and the ack deadline count from the first write
             // only: a replay after a reconnect must not re-arm the deadline.
             if !out.written {
-                let (id, ack) = (out.id, out.ack);
-                self.outbox[idx].written = true;
-                match ack {
-                    None => self.resolve(idx, Outcome::Written),
+                out.written = true;
+                match out.ack {
+                    None => {
+                        if !out.resolved {
+                            out.resolved = true;
+                            self.outcomes.push_back((out.id, Outcome::Written));
+                        }
+                    }
                     // A deadline past what `Instant` holds never comes.
                     Some(d) => {
                         if let Some(t) = now.checked_add(d) {
-                            self.deadlines.push(Reverse((t, id.0)));
+                            self.deadlines.push(Reverse((t, out.id.0)));
                         }
                     }
                 }

@@ -63,6 +63,11 @@ impl LegacyChannel {
         self.queue.len() + self.awaiting.len()
     }
 
+    /// Whether messages wait to be written.
+    pub(crate) fn has_unwritten(&self) -> bool {
+        !self.queue.is_empty()
+    }
+
     /// Payload bytes of queued messages.
     pub(crate) fn queued_bytes(&self) -> usize {
         self.queued_bytes

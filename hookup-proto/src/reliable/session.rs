@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use std::io::IoSlice;
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf as _, Bytes, BytesMut};
 
 use super::channel::Channel;
 use super::legacy::{self, LEGACY_SUBPROTOCOL, Payload, RawJson};
@@ -440,7 +440,14 @@ impl Session {
         let id = self
             .channel
             .push(&self.config, kind, message.into_bytes(), ack)?;
-        self.pump();
+        // Only the outbox moved: write it out (what `pump` would do; every
+        // input drains the connection's events itself, and a send neither
+        // releases a message nor finishes a shutdown).
+        if self.phase == Phase::Established
+            && let Some(conn) = &mut self.conn
+        {
+            self.channel.write(conn, self.now, self.config.write_window);
+        }
         Ok(id)
     }
 
@@ -844,6 +851,30 @@ impl Session {
         sent
     }
 
+    /// Whether the next [`send`](Self::send) would wait in the outbox
+    /// although a connection is up: the session is established, but the
+    /// connection's queued output has reached
+    /// [`SessionConfig::write_window`](super::SessionConfig::write_window)
+    /// (or messages already wait for it). A sender that wants backpressure
+    /// waits until the transport took some output
+    /// ([`advance_transmit`](Self::advance_transmit),
+    /// [`poll_transmit`](Self::poll_transmit)) and this is false again; the
+    /// outbox bounds apply either way.
+    ///
+    /// Always false while no connection is established: messages then wait
+    /// in the outbox for the next one (within its bounds).
+    pub fn is_write_blocked(&self) -> bool {
+        if self.phase != Phase::Established || !self.conn.as_ref().is_some_and(Connection::is_open)
+        {
+            return false;
+        }
+        let unwritten = match &self.legacy {
+            Some(l) => l.has_unwritten(),
+            None => self.channel.has_unwritten(),
+        };
+        unwritten || self.transmit_len() >= self.config.write_window.max(1)
+    }
+
     /// Bytes queued for the current transport.
     pub fn transmit_len(&self) -> usize {
         self.conn.as_ref().map_or(0, Connection::transmit_len)
@@ -897,8 +928,15 @@ impl Session {
 
     /// Runs the connection's events through the session, then writes.
     fn pump(&mut self) {
-        while let Some(ev) = self.conn.as_mut().and_then(Connection::poll_event) {
-            self.on_connection_event(ev);
+        while let Some(conn) = &mut self.conn {
+            // Data messages (the envelopes) without building an `Event`.
+            if let Some((text, data)) = conn.poll_message() {
+                self.on_data_message(text, data);
+            } else if let Some(ev) = conn.poll_event() {
+                self.on_connection_event(ev);
+            } else {
+                break;
+            }
         }
         if self.phase == Phase::Established {
             let now = self.now;
@@ -971,23 +1009,9 @@ impl Session {
                     }
                 }
             }
-            Event::Message(m) if self.legacy.is_some() => self.on_legacy_message(m),
             Event::Message(m) => {
-                // Once the connection is closing (our protocol error or
-                // shutdown, the peer's close) nothing received on it can be
-                // acknowledged any more: DATA is not delivered (the peer
-                // sends it again on the next connection) and nothing but
-                // ACKs is acted on.
-                let open = self.conn.as_ref().is_some_and(Connection::is_open);
-                let result = match m {
-                    Message::Binary(b) => self.on_envelope(&b, open),
-                    _ => Err(SessionError::Wire(wire::WireError::TextMessage)),
-                };
-                if let Err(e) = result
-                    && open
-                {
-                    self.protocol_error(e);
-                }
+                let text = m.is_text();
+                self.on_data_message(text, m.into_bytes());
             }
             Event::Pong { rtt: Some(rtt), .. } => {
                 if self.phase == Phase::Established {
@@ -1018,8 +1042,35 @@ impl Session {
         }
     }
 
-    fn on_envelope(&mut self, bytes: &Bytes, open: bool) -> Result<(), SessionError> {
-        let envelope = Envelope::decode(bytes)?;
+    /// A data message from the connection (`text`: its payload is UTF-8).
+    fn on_data_message(&mut self, text: bool, data: Bytes) {
+        if self.legacy.is_some() {
+            let m = if text {
+                Message::Text(Utf8Bytes::from_validated(data))
+            } else {
+                Message::Binary(data)
+            };
+            return self.on_legacy_message(m);
+        }
+        // Once the connection is closing (our protocol error or shutdown,
+        // the peer's close) nothing received on it can be acknowledged any
+        // more: DATA is not delivered (the peer sends it again on the next
+        // connection) and nothing but ACKs is acted on.
+        let open = self.conn.as_ref().is_some_and(Connection::is_open);
+        let result = if text {
+            Err(SessionError::Wire(wire::WireError::TextMessage))
+        } else {
+            self.on_envelope(data, open)
+        };
+        if let Err(e) = result
+            && open
+        {
+            self.protocol_error(e);
+        }
+    }
+
+    fn on_envelope(&mut self, mut bytes: Bytes, open: bool) -> Result<(), SessionError> {
+        let envelope = Envelope::decode(&bytes)?;
         if !open && !matches!(envelope, Envelope::Ack { .. }) {
             return Ok(());
         }
@@ -1065,21 +1116,19 @@ impl Session {
                 Ok(())
             }
             Envelope::Data {
-                text,
-                ack_now,
-                seq,
-                payload,
+                text, ack_now, seq, ..
             } => {
                 if self.phase != Phase::Established {
                     return Err(SessionError::Unexpected(
                         "DATA before the session is established",
                     ));
                 }
-                // `payload` is part of `bytes`: slice it without copying.
-                let data = bytes.slice_ref(payload);
+                // The payload is the rest of `bytes`: handed on without
+                // taking a new reference.
+                bytes.advance(wire::DATA_HEADER_LEN);
                 if let Some(m) = self
                     .channel
-                    .on_data(text, ack_now, seq, data)
+                    .on_data(text, ack_now, seq, bytes)
                     .inspect_err(|_| self.restore_failed())?
                 {
                     self.restored = false;

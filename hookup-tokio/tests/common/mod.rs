@@ -32,7 +32,7 @@ pub use reliable::{
     reliable_ack_failed_on_deadline, reliable_acked_round_trip,
     reliable_deliveries_resolved_at_shutdown, reliable_journal_replay,
     reliable_resume_after_connection_cut, reliable_resume_after_peer_dropped,
-    reliable_unacked_send_resolved_at_once,
+    reliable_send_waits_at_write_window, reliable_unacked_send_resolved_at_once,
 };
 
 use std::future::Future;
@@ -262,6 +262,7 @@ macro_rules! all_scenarios {
             reliable_journal_replay,
             reliable_deliveries_resolved_at_shutdown,
             reliable_unacked_send_resolved_at_once,
+            reliable_send_waits_at_write_window,
             reliable_resume_after_peer_dropped,
         );
     };

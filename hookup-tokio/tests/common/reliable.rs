@@ -46,13 +46,20 @@ pub enum Mode {
     /// No `ReliablePeer`: answers HELLO with a WELCOME (new session) by
     /// hand, then reads and discards everything, never acknowledging.
     Mute,
+    /// As `Mute`, but after the WELCOME it stops reading for [`STALL`]:
+    /// the client's writes back up.
+    Stall,
 }
+
+/// How long a [`Mode::Stall`] route leaves the connection unread.
+pub const STALL: Duration = Duration::from_secs(10);
 
 /// Reliable routes of every server under test.
 pub const ROUTES: &[(&str, Mode)] = &[
     ("/reliable", Mode::Echo),
     ("/reliable-drop-peer", Mode::DropPeer),
     ("/reliable-mute", Mode::Mute),
+    ("/reliable-stall", Mode::Stall),
 ];
 
 pub const DROP_EVERY: usize = 25;
@@ -81,8 +88,8 @@ where
     R::Sleep: Send,
 {
     assert_eq!(ws.subprotocol(), Some(SUBPROTOCOL), "not negotiated");
-    if mode == Mode::Mute {
-        return mute(ws).await;
+    if matches!(mode, Mode::Mute | Mode::Stall) {
+        return mute(ws, mode == Mode::Stall).await;
     }
     let store = store
         .0
@@ -105,8 +112,9 @@ where
 }
 
 /// The `hookup.v1` server side without a session: WELCOME (PROTOCOL.md:
-/// type 0x02, flags 0, id length, id, received `u64`), then silence.
-async fn mute<S, R: Transport<S>>(mut ws: WebSocket<S, R>) {
+/// type 0x02, flags 0, id length, id, received `u64`), then silence (with
+/// `stall`, nothing read for [`STALL`] first).
+async fn mute<S, R: Transport<S>>(mut ws: WebSocket<S, R>, stall: bool) {
     match ws.recv().await {
         Some(Ok(Message::Binary(b))) => assert!(
             matches!(Envelope::decode(&b), Ok(Envelope::Hello { .. })),
@@ -120,6 +128,9 @@ async fn mute<S, R: Transport<S>>(mut ws: WebSocket<S, R>) {
     welcome.extend_from_slice(&0u64.to_be_bytes());
     if ws.send(Message::binary(welcome)).await.is_err() {
         return;
+    }
+    if stall {
+        super::sleep(STALL).await;
     }
     while let Some(Ok(_)) = ws.recv().await {}
 }
@@ -492,6 +503,39 @@ pub async fn reliable_unacked_send_resolved_at_once<C: Reliable>(t: &Target<C>) 
         u.try_outcome(),
         Some(DeliveryOutcome::Dropped(DropReason::Shutdown))
     );
+}
+
+/// `send` waits while the connection's output is at the write window (the
+/// server stopped reading and the socket buffers are full) rather than
+/// queueing past it: every send that returned was written at once (its
+/// delivery is `Written` already), none failed for a full outbox (whose
+/// bounds are far away here), and the next one stays pending.
+pub async fn reliable_send_waits_at_write_window<C: Reliable>(t: &Target<C>) {
+    let mut cfg = config(t);
+    cfg.session.max_outbox_messages = 1_000_000;
+    cfg.session.max_outbox_bytes = 1 << 30;
+    let mut c = client(t, "/reliable-stall", cfg);
+    within(async { while !matches!(c.recv().await, Some(ReliableEvent::Connected { .. })) {} })
+        .await;
+    let payload = bytes::Bytes::from(vec![7u8; 64 << 10]);
+    // Far beyond what loopback socket buffers hold (a few MiB).
+    let most = 2000;
+    let mut sent = 0;
+    loop {
+        let send = c.send(Message::Binary(payload.clone()), None);
+        match super::timeout(Duration::from_millis(500), send).await {
+            Some(Ok(mut d)) => {
+                assert_eq!(d.try_outcome(), Some(DeliveryOutcome::Written));
+                sent += 1;
+                assert!(sent < most, "{sent} sends of 64 KiB returned: none waited");
+            }
+            Some(Err(e)) => panic!("send {sent} failed: {e}"),
+            None => break,
+        }
+    }
+    assert!(sent > 0, "no send returned");
+    // Nothing was acknowledged: all of them are still unacknowledged.
+    assert_eq!(shutdown(c, Duration::from_millis(300)).await.unacked, sent);
 }
 
 /// Every outstanding delivery resolves when the client shuts down: ones
