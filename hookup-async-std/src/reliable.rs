@@ -39,6 +39,10 @@ pub use hookup_driver::reliable::{
 /// [`hookup_driver::reliable::ReliableClient`].
 pub type ReliableClient = hookup_driver::reliable::ReliableClient<AsyncIo>;
 
+/// The future of [`ReliableClient::send`]. See
+/// [`hookup_driver::reliable::Sending`].
+pub type Sending<'a> = hookup_driver::reliable::Sending<'a, AsyncIo>;
+
 /// The server side of one reliable client connection, driven in the
 /// caller's task. See [`hookup_driver::reliable::ReliablePeer`].
 pub type ReliablePeer<S> = hookup_driver::reliable::ReliablePeer<S, AsyncIo>;

@@ -112,13 +112,12 @@ impl State {
     /// order holds) and registers its delivery.
     fn send<R: Net>(
         &mut self,
-        msg: Message,
+        proto: hookup_proto::Message,
         ack: Option<Duration>,
     ) -> std::result::Result<Delivery, SendError> {
         if self.ended {
             return Err(SendError::Closed);
         }
-        let proto = msg.into_proto();
         let len = proto.len();
         // The journal's copy (a reference count, not the bytes).
         let record = self.journal.is_some().then(|| proto.clone());
@@ -146,19 +145,22 @@ impl State {
         // A message written at once without an ack deadline is resolved
         // already (sending may also have dropped or written older ones,
         // whose outcomes come first: this message's is the last).
-        let mut mine = None;
-        while let Some((oid, outcome)) = self.session.poll_outcome() {
-            if oid == id {
+        let mine = loop {
+            match self.session.poll_outcome() {
+                Some((oid, outcome)) if oid == id => break Some(outcome),
+                Some((oid, outcome)) => self.resolve(oid, outcome),
+                None => break None,
+            }
+        };
+        Ok(match mine {
+            // The common case, built from a constant.
+            Some(Outcome::Written) => Delivery::ready(Outcome::Written),
+            Some(outcome) => {
                 if matches!(outcome, Outcome::Dropped(_)) {
                     self.journal_done(id);
                 }
-                mine = Some(outcome);
-                break;
+                Delivery::ready(outcome)
             }
-            self.resolve(oid, outcome);
-        }
-        Ok(match mine {
-            Some(outcome) => Delivery::ready(outcome),
             None => {
                 let (tx, delivery) = Delivery::waiting();
                 self.pending.insert(id, tx);
@@ -383,39 +385,13 @@ where
     /// sent, and a sender that outpaces the network is held back rather than
     /// filling the outbox. While disconnected, messages wait in the outbox
     /// for the next connection, within its bounds.
-    pub async fn send(
-        &self,
-        msg: impl Into<Message>,
-        ack: Option<Duration>,
-    ) -> std::result::Result<Delivery, SendError> {
-        let mut msg = Some(msg.into());
-        poll_fn(|cx| {
-            let mut st = self.shared.lock();
-            // Wait while the connection's output is at the write window (a
-            // message sent now would wait in the outbox, and its Delivery
-            // in a map), or a large batch waits for the task.
-            if !st.ended
-                && (st.session.is_write_blocked()
-                    || st.queued >= BATCH_MESSAGES
-                    || st.queued_bytes >= self.shared.batch_bytes)
-            {
-                if !st.senders.iter().any(|w| w.will_wake(cx.waker())) {
-                    st.senders.push(cx.waker().clone());
-                }
-                return Poll::Pending;
-            }
-            let msg = msg.take().expect("`send` polled after it completed");
-            let first = st.queued == 0;
-            let r = st.send::<R>(msg, ack);
-            drop(st);
-            // The first message since the task's last pass wakes it; the
-            // rest ride along.
-            if first && r.is_ok() {
-                self.shared.task.wake();
-            }
-            Poll::Ready(r)
-        })
-        .await
+    pub fn send(&self, msg: impl Into<Message>, ack: Option<Duration>) -> Sending<'_, R> {
+        Sending {
+            client: self,
+            // In the protocol's type before the future is built.
+            msg: Some(msg.into().into_proto()),
+            ack,
+        }
     }
 
     /// The next event; `None` once the client has finished.
@@ -471,6 +447,63 @@ where
                 unacked: usize::MAX,
                 gave_up: false,
             })
+    }
+}
+
+/// The future of [`ReliableClient::send`]: queues the message when polled
+/// (at once, unless the client must first write out what is queued), and
+/// resolves to its [`Delivery`].
+#[must_use = "a send does nothing until it is awaited"]
+pub struct Sending<'a, R> {
+    client: &'a ReliableClient<R>,
+    msg: Option<hookup_proto::Message>,
+    ack: Option<Duration>,
+}
+
+impl<R> std::fmt::Debug for Sending<'_, R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sending")
+            .field("queued", &self.msg.is_none())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<R: Net> Future for Sending<'_, R>
+where
+    R::Sleep: Send,
+{
+    type Output = std::result::Result<Delivery, SendError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let shared = &self.client.shared;
+        let mut st = shared.lock();
+        // Wait while the connection's output is at the write window (a
+        // message sent now would wait in the outbox, and its Delivery in a
+        // map), or a large batch waits for the task.
+        if !st.ended
+            && (st.session.is_write_blocked()
+                || st.queued >= BATCH_MESSAGES
+                || st.queued_bytes >= shared.batch_bytes)
+        {
+            if !st.senders.iter().any(|w| w.will_wake(cx.waker())) {
+                st.senders.push(cx.waker().clone());
+            }
+            return Poll::Pending;
+        }
+        let ack = self.ack;
+        let msg = self
+            .msg
+            .take()
+            .expect("`Sending` polled after it completed");
+        let first = st.queued == 0;
+        let r = st.send::<R>(msg, ack);
+        drop(st);
+        // The first message since the task's last pass wakes it; the rest
+        // ride along.
+        if first && r.is_ok() {
+            shared.task.wake();
+        }
+        Poll::Ready(r)
     }
 }
 

@@ -45,7 +45,7 @@ use hookup_proto::reliable::{DropReason, Outcome, SessionConfig};
 use crate::net::{ConnectionFuture, Net};
 use crate::{ClientConfig, Message};
 
-pub use client::ReliableClient;
+pub use client::{ReliableClient, Sending};
 pub use hookup_proto::reliable::{
     LEGACY_SUBPROTOCOL, Outcome as DeliveryOutcome, Reconnect, SUBPROTOCOL,
 };
