@@ -1604,3 +1604,70 @@ fn write_blocked_at_the_window_only_while_connected() {
         assert!(!c.is_write_blocked());
     }
 }
+
+/// A client restored from a journal that lags behind the server (its last
+/// ACKED records were lost in the crash: they are written lazily) resumes
+/// the session: the server's WELCOME acknowledges the messages the journal
+/// still held, so none of them is sent or delivered again, and each gets
+/// `Acked`.
+#[test]
+fn restored_client_whose_journal_lags_behind_the_acks_sends_nothing_twice() {
+    let now = Instant::now();
+    let mut store = SessionStore::new(StoreConfig::default(), Some([9; 32]));
+    let request = ClientRequest::new("ws://sim/x").unwrap();
+    let mut c = Session::client(request.clone(), SessionConfig::default(), now);
+    let (mut s, _) = connect_pair(&mut c, &mut store, now);
+    let id = s.id().to_vec();
+    for i in 1..=10 {
+        c.send(now, Message::text(format!("m{i}")), None).unwrap();
+    }
+    let mut a = Vec::new();
+    while c.poll_transmit(&mut a) {}
+    s.handle_input(now, &a);
+    let delivered: Vec<_> = std::iter::from_fn(|| s.poll_event())
+        .filter_map(|e| match e {
+            SessionEvent::Message(m) => Some(m.as_text().unwrap().to_owned()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(delivered.len(), 10);
+    // The server acknowledges all ten (the application took them; the
+    // delayed ACK)...
+    let now = now + Duration::from_millis(50);
+    s.handle_timeout(now);
+    let mut b = Vec::new();
+    while s.poll_transmit(&mut b) {}
+    c.handle_input(now, &b);
+    assert_eq!(c.unacked(), 0, "acked");
+    // ...but the client crashes with a journal that recorded only 3 ACKs:
+    // it requeues m4..m10 and restores the session with acked = 3.
+    s.handle_eof(now);
+    while s.poll_event().is_some() {}
+    store.park(s.take_state().unwrap(), now);
+    let mut r = Session::client(request, SessionConfig::default(), now);
+    let requeued: Vec<_> = (4..=10)
+        .map(|i| r.send(now, Message::text(format!("m{i}")), None).unwrap())
+        .collect();
+    r.restore(&id, 3, 0);
+    let (mut s, from_client) = connect_pair(&mut r, &mut store, now);
+    assert_eq!(s.id(), id.as_slice(), "resumed");
+    // Nothing reached the server's application twice, nor was sent again.
+    while let Some(e) = s.poll_event() {
+        assert!(!matches!(e, SessionEvent::Message(_)), "{e:?}");
+    }
+    assert!(
+        client_payloads(&from_client)
+            .iter()
+            .all(|p| p.first() != Some(&0x03)),
+        "no DATA sent again"
+    );
+    let outcomes = outcomes(&mut r);
+    assert_eq!(
+        outcomes,
+        requeued
+            .iter()
+            .map(|&id| (id, Outcome::Acked))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(r.unacked(), 0);
+}

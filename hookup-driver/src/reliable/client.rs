@@ -544,7 +544,9 @@ where
         let out = match ev {
             SessionEvent::Released(id) => {
                 let jid = st.jmap.remove(&id);
-                st.journal(|j| j.acked(jid));
+                if let Some(j) = &mut st.journal {
+                    j.acked(jid);
+                }
                 return;
             }
             SessionEvent::Connected { resumed, session } => {
@@ -624,9 +626,13 @@ where
             // the ACK for these messages must not be ahead of the journal
             // (a restarted client would tell the server it received less
             // than it acknowledged).
-            let n = self.received;
-            st.journal(|j| j.received(n));
+            if let Some(j) = &mut st.journal {
+                j.received(self.received);
+            }
         }
+        // Records kept in memory (acknowledgements, what was received) are
+        // in the file before anything more is written to the socket.
+        st.journal(JournalFile::flush);
         while !self.backlog.is_empty() {
             match self.events.poll_ready(cx) {
                 Poll::Ready(Ok(())) => {

@@ -115,14 +115,23 @@ impl JournalFile {
     }
 
     /// The peer acknowledged the oldest message (journal id, if journaled).
-    pub(super) fn acked(&mut self, id: Option<u64>) -> io::Result<()> {
+    /// Kept in memory until the next [`flush`](Self::flush) or append: one
+    /// arrives per message, and losing it in a crash costs only a message
+    /// sent again (the peer, which has it, acknowledges it at once).
+    pub(super) fn acked(&mut self, id: Option<u64>) {
         self.journal.acked(id, &mut self.buf);
-        self.append()
     }
 
-    /// Messages received in this session.
-    pub(super) fn received(&mut self, count: u64) -> io::Result<()> {
+    /// Messages received in this session. Kept in memory until the next
+    /// [`flush`](Self::flush) or append, which must come before the ACK
+    /// for them is written.
+    pub(super) fn received(&mut self, count: u64) {
         self.journal.received(count, &mut self.buf);
+    }
+
+    /// Writes out the records kept in memory (one `write(2)` for all of
+    /// them), synced as the policy says.
+    pub(super) fn flush(&mut self) -> io::Result<()> {
         self.append()
     }
 
@@ -176,8 +185,10 @@ impl JournalFile {
         Ok(())
     }
 
-    /// Flushes to disk (at the end of the session).
+    /// Writes out what is kept in memory and flushes to disk (at the end
+    /// of the session).
     pub(super) fn sync(&mut self) -> io::Result<()> {
+        self.append()?;
         self.dirty = false;
         self.file.sync_data()
     }

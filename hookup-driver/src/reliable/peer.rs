@@ -291,6 +291,11 @@ impl<S, R: Transport<S>> ReliablePeer<S, R> {
                 return Poll::Ready(None);
             }
             if self.io.has_output(&self.session) {
+                // What this pass recorded (acknowledgements) goes to the
+                // file before more reaches the socket.
+                if let Some(f) = &mut self.file {
+                    f.flush();
+                }
                 match self.io.poll_write_out(&mut self.session, cx) {
                     Poll::Ready(Err(_)) => {
                         self.read_eof = true;

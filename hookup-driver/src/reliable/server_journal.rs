@@ -186,7 +186,7 @@ impl SessionFile {
     /// The client acknowledged the message.
     pub(super) fn released(&mut self, id: MessageId) {
         let jid = self.jmap.remove(&id);
-        log(self.file.acked(jid));
+        self.file.acked(jid);
     }
 
     /// A client message was handed to the application.
@@ -195,11 +195,14 @@ impl SessionFile {
         self.received_dirty = true;
     }
 
-    /// Records what was delivered (before the ACK for it can be written).
+    /// Writes out what was delivered and acknowledged since the last
+    /// flush (before anything more, an ACK above all, is written to the
+    /// socket).
     pub(super) fn flush(&mut self) {
         if std::mem::take(&mut self.received_dirty) {
-            log(self.file.received(self.received));
+            self.file.received(self.received);
         }
+        log(self.file.flush());
     }
 
     /// The interval fsync.

@@ -14,9 +14,10 @@
 //! BENCH_QUIET_WAIT, BENCH_PORT_BASE):
 //! - `BENCH_REPS` repetitions (default 5)
 //! - `BENCH_REL_VARIANTS` comma list (default: all)
-//! - `BENCH_REL_MESSAGES` messages per throughput run (default 200000)
-//! - `BENCH_REL_RAW_MESSAGES` messages per `raw` run (default 2000000: raw is ~10× faster,
-//!   and the CPU counters tick every 10 ms, so its runs need more messages to last)
+//! - `BENCH_REL_MESSAGES` messages per run of `raw` and the reliable variants without a
+//!   journal (default 2000000: at 3–5 M msgs/s a shorter run is mostly start-up and noise)
+//! - `BENCH_REL_SLOW_MESSAGES` messages per run of `raw-send` and the journal variants
+//!   but `-always` (default 200000: they write once or twice per message)
 //! - `BENCH_REL_RTTS` round trips per latency run (default 20000)
 //! - `BENCH_REL_ALWAYS_MESSAGES` messages for `reliable-journal-always` (default 1000: one
 //!   fsync per message)
@@ -152,10 +153,10 @@ pub(super) fn run(env: &mut Env) {
         std::process::exit(2);
     }
     let reps: usize = env_or("BENCH_REPS", 5).max(1);
-    let messages: usize = env_or("BENCH_REL_MESSAGES", 200_000);
+    let messages: usize = env_or("BENCH_REL_MESSAGES", 2_000_000);
+    let slow: usize = env_or("BENCH_REL_SLOW_MESSAGES", 200_000);
     let rtts: usize = env_or("BENCH_REL_RTTS", 20_000);
     let always: usize = env_or("BENCH_REL_ALWAYS_MESSAGES", 1000);
-    let raw_messages: usize = env_or("BENCH_REL_RAW_MESSAGES", 2_000_000);
     let size: usize = env_or("BENCH_REL_SIZE", 1024);
     let variants: Vec<String> = match std::env::var("BENCH_REL_VARIANTS") {
         Ok(v) if !v.is_empty() => v.split(',').map(|s| s.trim().to_string()).collect(),
@@ -166,9 +167,10 @@ pub(super) fn run(env: &mut Env) {
         fmt_size(size)
     );
     println!(
-        "- throughput: {messages} messages client → server per run (`raw`: {raw_messages}, \
-         `reliable-journal-always`: {always}), after 10% untimed warmup; clock stops when the server confirmed the last \
-         one (raw: a SYNC reply with its count; reliable: the last message's ack)"
+        "- throughput: {messages} messages client → server per run (`raw-send` and journal \
+         variants: {slow}, `reliable-journal-always`: {always}), after 10% untimed warmup; \
+         clock stops when the server confirmed the last one (raw: a SYNC reply with its \
+         count; reliable: the last message's ack)"
     );
     println!("- latency: {rtts} round trips per run, one message in flight");
     println!(
@@ -190,8 +192,8 @@ pub(super) fn run(env: &mut Env) {
                 rtts
             } else if v == "reliable-journal-always" {
                 always
-            } else if v == "raw" {
-                raw_messages
+            } else if v == "raw-send" || v.starts_with("reliable-journal") {
+                slow
             } else {
                 messages
             };
