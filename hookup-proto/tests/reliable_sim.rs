@@ -14,8 +14,8 @@ use proptest::prelude::*;
 
 use hookup_proto::reliable::{
     Action, DropReason, Journal, JournalError, MessageId, Outcome, Overflow, Reconnect,
-    SUBPROTOCOL, SendError, Session, SessionConfig, SessionError, SessionEvent, SessionStore,
-    StoreConfig,
+    SUBPROTOCOL, SendError, Session, SessionConfig, SessionError, SessionEvent, SessionState,
+    SessionStore, StoreConfig,
 };
 use hookup_proto::{Accept, ClientRequest, Config, Connection, Event, Message, Role};
 
@@ -1108,6 +1108,16 @@ fn client_payloads(mut b: &[u8]) -> Vec<Vec<u8>> {
 /// Opens a client connection to a new server session, returning the
 /// server session and the client's output (after its HTTP request).
 fn connect_pair(c: &mut Session, store: &mut SessionStore, now: Instant) -> (Session, Vec<u8>) {
+    let (s, from_client, _) = connect_pair_events(c, store, now);
+    (s, from_client)
+}
+
+/// [`connect_pair`], also returning the server's events (but `Hello`).
+fn connect_pair_events(
+    c: &mut Session,
+    store: &mut SessionStore,
+    now: Instant,
+) -> (Session, Vec<u8>, Vec<SessionEvent>) {
     // (Past the last transport's `CloseTransport`.)
     while c.poll_action().expect("Connect") != Action::Connect {}
     c.handle_connected(now);
@@ -1121,6 +1131,7 @@ fn connect_pair(c: &mut Session, store: &mut SessionStore, now: Instant) -> (Ses
     conn.accept(Accept::new().subprotocol(SUBPROTOCOL)).unwrap();
     let mut s = Session::server(conn, SessionConfig::default(), now);
     let mut from_client = Vec::new();
+    let mut events = Vec::new();
     // Shuttle until quiet; the client's events stay queued.
     loop {
         let mut b = Vec::new();
@@ -1138,13 +1149,15 @@ fn connect_pair(c: &mut Session, store: &mut SessionStore, now: Instant) -> (Ses
             if let SessionEvent::Hello { session } = e {
                 let (state, resumed) = store.open(&session, now).unwrap();
                 s.attach(state, resumed);
+            } else {
+                events.push(e);
             }
         }
         if a.is_empty() && b.is_empty() {
             break;
         }
     }
-    (s, from_client)
+    (s, from_client, events)
 }
 
 /// The client side: messages read and still queued when the connection
@@ -1649,10 +1662,16 @@ fn restored_client_whose_journal_lags_behind_the_acks_sends_nothing_twice() {
         .map(|i| r.send(now, Message::text(format!("m{i}")), None).unwrap())
         .collect();
     r.restore(&id, 3, 0);
-    let (mut s, from_client) = connect_pair(&mut r, &mut store, now);
+    let (s, from_client, events) = connect_pair_events(&mut r, &mut store, now);
     assert_eq!(s.id(), id.as_slice(), "resumed");
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, SessionEvent::Connected { resumed: true, .. })),
+        "{events:?}"
+    );
     // Nothing reached the server's application twice, nor was sent again.
-    while let Some(e) = s.poll_event() {
+    for e in &events {
         assert!(!matches!(e, SessionEvent::Message(_)), "{e:?}");
     }
     assert!(
@@ -1670,4 +1689,139 @@ fn restored_client_whose_journal_lags_behind_the_acks_sends_nothing_twice() {
             .collect::<Vec<_>>()
     );
     assert_eq!(r.unacked(), 0);
+}
+
+/// Shuttles one round of bytes between a client and a server session.
+fn shuttle(c: &mut Session, s: &mut Session, now: Instant) {
+    for _ in 0..4 {
+        let mut a = Vec::new();
+        while c.poll_transmit(&mut a) {}
+        s.handle_input(now, &a);
+        let mut b = Vec::new();
+        while s.poll_transmit(&mut b) {}
+        c.handle_input(now, &b);
+    }
+}
+
+/// The client's next connection after its current one ended: past the
+/// backoff, to a server session of `store`.
+fn reconnect(c: &mut Session, store: &mut SessionStore, now: Instant) -> (Session, Instant) {
+    let later = now + Duration::from_secs(60);
+    c.handle_timeout(later);
+    let (s, _) = connect_pair(c, store, later);
+    (s, later)
+}
+
+fn errors_of(evs: &[SessionEvent]) -> Vec<SessionError> {
+    evs.iter()
+        .filter_map(|e| match e {
+            SessionEvent::Error(e) => Some(e.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A server restarted on a journal that lost records contradicts its
+/// client: (a) it has fewer messages than the client says it received from
+/// it. The resume fails once (`AckForUnsent` at the server), and the next
+/// HELLO for that id starts the session over under the same id instead of
+/// failing the same way for ever: the client's messages get through.
+#[test]
+fn a_server_session_the_client_contradicts_starts_over() {
+    let now = Instant::now();
+    let mut store = SessionStore::new(StoreConfig::default(), Some([9; 32]));
+    let id = b"journal-lost-adds".to_vec();
+    // What the server's journal kept: the session, nothing sent.
+    let (state, _) = SessionState::restore(id.clone(), 0, 0, []);
+    store.park(state, now);
+    let request = ClientRequest::new("ws://sim/x").unwrap();
+    let mut c = Session::client(request, SessionConfig::default(), now);
+    let m = c.send(now, Message::text("hello"), None).unwrap();
+    // The client's journal: it had received 5 messages of that session.
+    c.restore(&id, 0, 5);
+    let (mut s, _, evs) = connect_pair_events(&mut c, &mut store, now);
+    assert_eq!(errors_of(&evs), [SessionError::AckForUnsent(5)]);
+    shuttle(&mut c, &mut s, now);
+    s.handle_eof(now);
+    while s.poll_event().is_some() {}
+    store.park(s.take_state().unwrap(), now);
+    c.handle_eof(now);
+    while c.poll_event().is_some() {}
+    // Next connection: same id, a new session, the message delivered.
+    let later = now + Duration::from_secs(60);
+    c.handle_timeout(later);
+    let (mut s, _, evs) = connect_pair_events(&mut c, &mut store, later);
+    let now = later;
+    assert_eq!(s.id(), id.as_slice());
+    assert!(
+        evs.iter()
+            .any(|e| matches!(e, SessionEvent::Connected { resumed: false, .. })),
+        "{evs:?}"
+    );
+    assert_eq!(texts(&evs), ["hello"]);
+    let evs: Vec<_> = std::iter::from_fn(|| c.poll_event()).collect();
+    assert!(
+        evs.iter().any(|e| matches!(
+            e,
+            SessionEvent::Connected { resumed: false, session } if *session == id
+        )),
+        "{evs:?}"
+    );
+    shuttle(&mut c, &mut s, now + Duration::from_millis(50));
+    s.handle_timeout(now + Duration::from_millis(50));
+    shuttle(&mut c, &mut s, now + Duration::from_millis(50));
+    assert!(outcomes(&mut c).contains(&(m, Outcome::Acked)));
+}
+
+/// (b) The restarted server's journal counts fewer messages as received
+/// than it had acknowledged: its WELCOME says so, the client refuses to
+/// resume (`ResumedBehind`) and its next connection starts a new session,
+/// sending everything unacknowledged again.
+#[test]
+fn a_client_refuses_a_server_that_resumes_behind_its_acks() {
+    let now = Instant::now();
+    let mut store = SessionStore::new(StoreConfig::default(), Some([9; 32]));
+    let request = ClientRequest::new("ws://sim/x").unwrap();
+    let mut c = Session::client(request, SessionConfig::default(), now);
+    let (mut s, _) = connect_pair(&mut c, &mut store, now);
+    let id = s.id().to_vec();
+    for i in 1..=5 {
+        c.send(now, Message::text(format!("m{i}")), None).unwrap();
+    }
+    shuttle(&mut c, &mut s, now);
+    while s.poll_event().is_some() {}
+    let now = now + Duration::from_millis(50);
+    s.handle_timeout(now);
+    shuttle(&mut c, &mut s, now);
+    assert_eq!(c.unacked(), 0, "all five acknowledged");
+    let pending = c.send(now, Message::text("m6"), None).unwrap();
+    c.handle_eof(now);
+    while c.poll_event().is_some() {}
+    // The server restarts on a journal that recorded only 2 as received.
+    let mut store = SessionStore::new(StoreConfig::default(), Some([7; 32]));
+    let (state, _) = SessionState::restore(id.clone(), 0, 2, []);
+    store.park(state, now);
+    let (_s, now) = reconnect(&mut c, &mut store, now);
+    let evs: Vec<_> = std::iter::from_fn(|| c.poll_event()).collect();
+    assert_eq!(
+        errors_of(&evs),
+        [SessionError::ResumedBehind {
+            received: 2,
+            acked: 5
+        }]
+    );
+    // The next connection: a new session (another id), m6 delivered.
+    c.handle_eof(now);
+    while c.poll_event().is_some() {}
+    let later = now + Duration::from_secs(60);
+    c.handle_timeout(later);
+    let (mut s, _, evs) = connect_pair_events(&mut c, &mut store, later);
+    let now = later;
+    assert_ne!(s.id(), id.as_slice());
+    assert_eq!(texts(&evs), ["m6"]);
+    let now = now + Duration::from_millis(50);
+    s.handle_timeout(now);
+    shuttle(&mut c, &mut s, now);
+    assert!(outcomes(&mut c).contains(&(pending, Outcome::Written)));
+    assert_eq!(c.unacked(), 0, "m6 acknowledged in the new session");
 }

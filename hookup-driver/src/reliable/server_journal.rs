@@ -119,14 +119,18 @@ impl ServerJournal {
         self.parked.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The file of a session being attached: the parked one when resumed,
-    /// else a new file (a stale one with that name is replaced).
+    /// The file of a session being attached: the parked one (when the
+    /// session starts over under its id, because the client contradicted
+    /// it, with a SESSION record: its messages stay, numbered afresh), else
+    /// a new file.
     pub(super) fn attach(&self, id: &[u8], resumed: bool) -> Option<SessionFile> {
-        if let Some(f) = self.lock().remove(id) {
-            if resumed {
-                return Some(f);
+        if let Some(mut f) = self.lock().remove(id) {
+            if !resumed {
+                log(f.file.session(id));
+                f.received = 0;
+                f.received_dirty = false;
             }
-            log(f.file.remove());
+            return Some(f);
         }
         let path = self.dir.join(format!("{}.hkj", hex(id)));
         let _ = std::fs::remove_file(&path);
@@ -212,5 +216,49 @@ impl SessionFile {
         cx: &mut Context<'_>,
     ) {
         log(self.file.poll_sync::<R>(timer, cx));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A session that starts over under its id (its client contradicted
+    /// it) keeps its file and its unacknowledged messages, with the counts
+    /// reset; a session opened anew gets an empty file.
+    #[test]
+    fn a_session_starting_over_keeps_its_messages() {
+        let dir = std::env::temp_dir().join(format!(
+            "hookup-server-journal-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        let id = b"session-one".to_vec();
+        {
+            let (j, states) = ServerJournal::open(&dir, Fsync::Never).unwrap();
+            assert!(states.is_empty());
+            let mut f = j.attach(&id, false).expect("new file");
+            for (i, text) in ["a", "b", "c"].into_iter().enumerate() {
+                f.add(MessageId(i as u64 + 1), &hookup_proto::Message::text(text));
+            }
+            f.released(MessageId(1));
+            f.delivered();
+            f.delivered();
+            j.park(id.clone(), f);
+            // Starts over: same file, b and c still live, counts reset.
+            let f = j.attach(&id, false).expect("kept file");
+            assert_eq!(f.file.journal.len(), 2);
+            assert_eq!(f.file.journal.acked_count(), 0);
+            assert_eq!(f.file.journal.received_count(), 0);
+            j.park(id.clone(), f);
+        }
+        // What a restarted server finds.
+        let (_, states) = ServerJournal::open(&dir, Fsync::Never).unwrap();
+        assert_eq!(states.len(), 1);
+        assert_eq!(states[0].id(), id.as_slice());
+        assert_eq!(states[0].unacked(), 2);
+        assert_eq!(states[0].received(), 0);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -66,6 +66,11 @@ pub(crate) struct Channel {
     pub(crate) released: Option<VecDeque<MessageId>>,
     /// Messages removed from the outbox by acks, in all (never reset).
     pub(crate) released_count: u64,
+    /// The peer resumed with a view of the session that contradicts this
+    /// side's (see [`on_resume`](Self::on_resume)): resuming it again would
+    /// fail the same way, so it starts over (see `Session` and
+    /// `SessionStore::open`).
+    pub(crate) conflicted: bool,
 }
 
 impl Channel {
@@ -88,6 +93,7 @@ impl Channel {
             outcomes: VecDeque::new(),
             released: None,
             released_count: 0,
+            conflicted: false,
         }
     }
 
@@ -346,8 +352,22 @@ impl Channel {
     }
 
     /// The peer resumed the session having received up to `peer_received`.
+    ///
+    /// Its greeting contradicts this side when it claims more than was ever
+    /// sent, or less than it acknowledged before (it could then only get a
+    /// replay of messages no longer kept): a peer whose journal lost
+    /// records. Every resume would fail the same way, so the session is
+    /// marked [`conflicted`](Self::conflicted).
     pub(crate) fn on_resume(&mut self, peer_received: u64) -> Result<(), SessionError> {
-        self.on_ack(peer_received)?;
+        if peer_received < self.peer_acked {
+            self.conflicted = true;
+            return Err(SessionError::ResumedBehind {
+                received: peer_received,
+                acked: self.peer_acked,
+            });
+        }
+        self.on_ack(peer_received)
+            .inspect_err(|_| self.conflicted = true)?;
         self.replay_pos = 0;
         Ok(())
     }
@@ -358,6 +378,7 @@ impl Channel {
         for o in &mut self.outbox {
             o.seq = None;
         }
+        self.conflicted = false;
         self.replay_pos = 0;
         self.last_seq = 0;
         self.peer_acked = 0;

@@ -231,6 +231,15 @@ pub enum SessionError {
     /// An ack for a sequence number never sent (in legacy mode: an ack
     /// request id never used on this connection; the connection stays open).
     AckForUnsent(u64),
+    /// The peer resumed the session claiming to have received fewer
+    /// messages than it had acknowledged (its journal lost records): the
+    /// session starts over.
+    ResumedBehind {
+        /// What the peer says it received.
+        received: u64,
+        /// What it had acknowledged.
+        acked: u64,
+    },
     /// A sequence number that skips ahead.
     Gap {
         /// The sequence expected.
@@ -257,6 +266,10 @@ impl fmt::Display for SessionError {
             Self::NotNegotiated => f.write_str("the server did not select the subprotocol offered"),
             Self::Unexpected(what) => write!(f, "unexpected {what}"),
             Self::AckForUnsent(s) => write!(f, "ack for sequence {s}, which was never sent"),
+            Self::ResumedBehind { received, acked } => write!(
+                f,
+                "resumed having received {received} messages, {acked} acknowledged before"
+            ),
             Self::Gap { expected, got } => {
                 write!(f, "sequence {got} received, {expected} expected")
             }

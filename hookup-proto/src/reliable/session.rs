@@ -633,9 +633,14 @@ impl Session {
         self.restored = true;
     }
 
-    /// A restored session the server disagrees with: start a new one next.
+    /// (Client) The server disagrees with a session restored from a
+    /// journal, or resumed contradicting this session's state (a server
+    /// restarted on a journal that lost records, say): resuming it again
+    /// would fail the same way, so the next connection starts a new one
+    /// (everything unacknowledged is sent again).
     fn restore_failed(&mut self) {
-        if std::mem::take(&mut self.restored) {
+        let client = matches!(self.role, Role::Client { .. });
+        if std::mem::take(&mut self.restored) || (client && self.channel.conflicted) {
             self.id.clear();
             self.channel.reset();
         }
@@ -1142,7 +1147,9 @@ impl Session {
                         "ACK before the session is established",
                     ));
                 }
-                self.channel.on_ack(seq)
+                self.channel
+                    .on_ack(seq)
+                    .inspect_err(|_| self.restore_failed())
             }
         }
     }

@@ -155,7 +155,11 @@ impl SessionStore {
 
     /// Opens the session a client asked for in HELLO: the parked one with
     /// that id (`resumed == true`), or a new one. `Busy` while that id is
-    /// attached to another connection.
+    /// attached to another connection. A parked session whose client
+    /// contradicted its state on its last connection (an ACK for a message
+    /// it never sent, or DATA beyond what it received, first thing after
+    /// resuming) is returned with `resumed == false`: attached so, it starts
+    /// over under the same id.
     pub fn open(
         &mut self,
         requested: &[u8],
@@ -167,7 +171,13 @@ impl SessionStore {
             }
             if let Some(state) = self.unpark(requested) {
                 self.attached.insert(state.id.clone());
-                return Ok((state, true));
+                // A session whose client contradicted it when it last
+                // resumed (this side's journal lost records, say) would fail
+                // the same way again: it starts over under the same id,
+                // its unacknowledged messages numbered afresh and sent
+                // again (at-least-once).
+                let resumed = !state.channel.conflicted;
+                return Ok((state, resumed));
             }
         }
         let mut id = [0u8; 16];
