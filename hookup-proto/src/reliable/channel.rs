@@ -339,6 +339,14 @@ impl Channel {
                 _ => break,
             }
         }
+        // The deadlines of acknowledged messages are not looked for in the
+        // heap (they are skipped when they come due): once they outnumber
+        // the messages still kept, drop them, so that the heap stays within
+        // the outbox's bound rather than grow with rate × deadline.
+        if self.deadlines.len() > 2 * self.outbox.len() + 16 {
+            let oldest = self.outbox.front().map_or(u64::MAX, |o| o.id.0);
+            self.deadlines.retain(|Reverse((_, id))| *id >= oldest);
+        }
         Ok(())
     }
 
@@ -452,5 +460,48 @@ impl Channel {
                 self.resolve(i, Outcome::AckFailed);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Role;
+    use crate::config::Config;
+
+    /// Acknowledged messages do not leave their ack deadlines behind: with
+    /// a deadline far away and a steady stream, the heap stays within the
+    /// outbox's size instead of growing with every message.
+    #[test]
+    fn acked_deadlines_do_not_accumulate() {
+        let now = Instant::now();
+        let config = SessionConfig::default();
+        let mut conn = Connection::new_open(Role::Client, Config::default(), now);
+        let mut ch = Channel::new();
+        let mut out = Vec::new();
+        for round in 0..100u64 {
+            for _ in 0..100 {
+                ch.push(
+                    &config,
+                    MessageKind::Binary,
+                    Bytes::from_static(b"x"),
+                    Some(Duration::from_secs(3600)),
+                )
+                .unwrap();
+            }
+            ch.write(&mut conn, now, usize::MAX);
+            while conn.poll_transmit(&mut out) {}
+            out.clear();
+            ch.on_ack((round + 1) * 100).unwrap();
+            assert_eq!(ch.unacked(), 0);
+            assert!(ch.deadlines.len() <= 116, "{}", ch.deadlines.len());
+        }
+        // Every message resolved once, as acked.
+        let mut acked = 0;
+        while let Some((_, o)) = ch.poll_outcome() {
+            assert_eq!(o, Outcome::Acked);
+            acked += 1;
+        }
+        assert_eq!(acked, 10_000);
     }
 }
