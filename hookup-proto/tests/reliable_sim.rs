@@ -1825,3 +1825,38 @@ fn a_client_refuses_a_server_that_resumes_behind_its_acks() {
     assert!(outcomes(&mut c).contains(&(pending, Outcome::Written)));
     assert_eq!(c.unacked(), 0, "m6 acknowledged in the new session");
 }
+
+/// DATA that asks for an immediate ACK, taken by the application in one
+/// burst, is acknowledged by one ACK for the whole burst (not one each),
+/// at most `ack_every` messages apart.
+#[test]
+fn acks_for_a_burst_of_ack_now_data_are_coalesced() {
+    for (n, ack_every, want) in [
+        (10u64, 32u32, vec![10u64]),
+        (1, 32, vec![1]),
+        (70, 32, vec![32, 64, 70]),
+    ] {
+        let now = Instant::now();
+        let mut store = SessionStore::new(StoreConfig::default(), Some([7; 32]));
+        let mut config = SessionConfig::default();
+        config.ack_every = ack_every;
+        let conn = Connection::new_open(Role::Server, Config::default(), now);
+        let mut s = Session::server(conn, config, now);
+        s.handle_input(now, &ws_frame(2, &hello(b"", 0), true));
+        let _ = events(&mut s);
+        let (state, resumed) = store.open(b"", now).unwrap();
+        s.attach(state, resumed);
+        let _ = events(&mut s);
+        let mut out = Vec::new();
+        while s.poll_transmit(&mut out) {}
+        let input: Vec<u8> = (1..=n)
+            .flat_map(|i| data_frame(i, &format!("m{i}"), true))
+            .collect();
+        s.handle_input(now, &input);
+        assert_eq!(texts(&events(&mut s)).len() as u64, n);
+        let mut out = Vec::new();
+        while s.poll_transmit(&mut out) {}
+        let (acks, _) = acks_and_welcome(&out);
+        assert_eq!(acks, want, "n={n} ack_every={ack_every}");
+    }
+}

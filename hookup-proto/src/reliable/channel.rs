@@ -150,6 +150,11 @@ impl Channel {
         self.ack_now
     }
 
+    /// Messages taken by the application since the last ACK was written.
+    pub(crate) fn taken_since_ack(&self) -> u32 {
+        self.recv_since_ack
+    }
+
     /// Forgets the messages read but not taken by the application (their
     /// events are discarded with the session): the peer, never told they
     /// arrived, sends them again. Returns how many there were.

@@ -818,9 +818,13 @@ impl Session {
     /// A [`SessionEvent::Message`] counts as received (acknowledged to the
     /// peer, reported in greetings, kept by [`take_state`](Self::take_state))
     /// only once it is returned here. An ACK that becomes due with it is
-    /// queued at once: write out [`poll_transmit`](Self::poll_transmit) and
-    /// re-arm the timer at [`poll_timeout`](Self::poll_timeout) after
-    /// draining events, as after any input.
+    /// queued when it is returned — or, if another message is queued right
+    /// behind it, with the last of that burst (at most
+    /// [`SessionConfig::ack_every`](super::SessionConfig::ack_every)
+    /// messages later), one ACK for all: write out
+    /// [`poll_transmit`](Self::poll_transmit) and re-arm the timer at
+    /// [`poll_timeout`](Self::poll_timeout) after draining events, as after
+    /// any input.
     pub fn poll_event(&mut self) -> Option<SessionEvent> {
         let ev = self.events.pop_front()?;
         if self.legacy.is_none() && matches!(ev, SessionEvent::Message(_)) {
@@ -828,8 +832,14 @@ impl Session {
                 self.stale_messages -= 1;
             } else {
                 let ack_due = self.channel.on_delivered(&self.config, self.now);
-                // A shutdown may have waited for this message to be taken.
-                if ack_due || self.shutting_down {
+                // An ACK covers everything taken so far: while another
+                // message waits right behind this one (the caller is
+                // draining a burst), the ACK waits for the last of them,
+                // up to `ack_every` messages. A shutdown may have waited for
+                // this message to be taken.
+                let more = matches!(self.events.front(), Some(SessionEvent::Message(_)))
+                    && self.channel.taken_since_ack() < self.config.ack_every;
+                if (ack_due && !more) || self.shutting_down {
                     self.pump();
                 }
             }
