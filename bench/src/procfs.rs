@@ -38,11 +38,7 @@ pub fn status_num(pid: &str, key: &str) -> Option<u64> {
 pub fn nofile_soft_limit() -> Option<u64> {
     let limits = fs::read_to_string("/proc/self/limits").ok()?;
     let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
-    line["Max open files".len()..]
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
+    line["Max open files".len()..].split_whitespace().next()?.parse().ok()
 }
 
 /// Per-CPU counters from /proc/stat, in clock ticks.
@@ -81,17 +77,12 @@ impl CpuTimes {
 
 /// /proc/stat lines `cpuN`, indexed by N.
 pub fn per_cpu_times() -> Vec<CpuTimes> {
-    let Ok(stat) = fs::read_to_string("/proc/stat") else {
-        return Vec::new();
-    };
+    let Ok(stat) = fs::read_to_string("/proc/stat") else { return Vec::new() };
     let mut out = Vec::new();
     for line in stat.lines() {
         let mut f = line.split_whitespace();
         let Some(name) = f.next() else { continue };
-        let Some(idx) = name
-            .strip_prefix("cpu")
-            .and_then(|n| n.parse::<usize>().ok())
-        else {
+        let Some(idx) = name.strip_prefix("cpu").and_then(|n| n.parse::<usize>().ok()) else {
             continue;
         };
         let v: Vec<u64> = f.filter_map(|x| x.parse().ok()).collect();

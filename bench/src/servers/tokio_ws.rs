@@ -7,9 +7,7 @@ use tokio::net::TcpStream;
 use crate::BoxError;
 
 pub(super) async fn serve(stream: TcpStream) -> Result<(), BoxError> {
-    let (_request, mut ws) = tokio_websockets::ServerBuilder::new()
-        .accept(stream)
-        .await?;
+    let (_request, mut ws) = tokio_websockets::ServerBuilder::new().accept(stream).await?;
     while let Some(item) = ws.next().await {
         let item = item?;
         if item.is_text() || item.is_binary() {
