@@ -1704,12 +1704,17 @@ fn shuttle(c: &mut Session, s: &mut Session, now: Instant) {
 }
 
 /// The client's next connection after its current one ended: past the
-/// backoff, to a server session of `store`.
-fn reconnect(c: &mut Session, store: &mut SessionStore, now: Instant) -> (Session, Instant) {
+/// backoff, to a server session of `store`. Returns the server session, its
+/// events and the time.
+fn reconnect(
+    c: &mut Session,
+    store: &mut SessionStore,
+    now: Instant,
+) -> (Session, Vec<SessionEvent>, Instant) {
     let later = now + Duration::from_secs(60);
     c.handle_timeout(later);
-    let (s, _) = connect_pair(c, store, later);
-    (s, later)
+    let (s, _, evs) = connect_pair_events(c, store, later);
+    (s, evs, later)
 }
 
 fn errors_of(evs: &[SessionEvent]) -> Vec<SessionError> {
@@ -1748,10 +1753,7 @@ fn a_server_session_the_client_contradicts_starts_over() {
     c.handle_eof(now);
     while c.poll_event().is_some() {}
     // Next connection: same id, a new session, the message delivered.
-    let later = now + Duration::from_secs(60);
-    c.handle_timeout(later);
-    let (mut s, _, evs) = connect_pair_events(&mut c, &mut store, later);
-    let now = later;
+    let (mut s, evs, now) = reconnect(&mut c, &mut store, now);
     assert_eq!(s.id(), id.as_slice());
     assert!(
         evs.iter()
@@ -1801,7 +1803,7 @@ fn a_client_refuses_a_server_that_resumes_behind_its_acks() {
     let mut store = SessionStore::new(StoreConfig::default(), Some([7; 32]));
     let (state, _) = SessionState::restore(id.clone(), 0, 2, []);
     store.park(state, now);
-    let (_s, now) = reconnect(&mut c, &mut store, now);
+    let (_s, _, now) = reconnect(&mut c, &mut store, now);
     let evs: Vec<_> = std::iter::from_fn(|| c.poll_event()).collect();
     assert_eq!(
         errors_of(&evs),
@@ -1813,10 +1815,7 @@ fn a_client_refuses_a_server_that_resumes_behind_its_acks() {
     // The next connection: a new session (another id), m6 delivered.
     c.handle_eof(now);
     while c.poll_event().is_some() {}
-    let later = now + Duration::from_secs(60);
-    c.handle_timeout(later);
-    let (mut s, _, evs) = connect_pair_events(&mut c, &mut store, later);
-    let now = later;
+    let (mut s, evs, now) = reconnect(&mut c, &mut store, now);
     assert_ne!(s.id(), id.as_slice());
     assert_eq!(texts(&evs), ["m6"]);
     let now = now + Duration::from_millis(50);
