@@ -1373,7 +1373,7 @@ fn write_journal(ops: &[JOp]) -> (Written, Journal) {
                 } else {
                     Message::binary(p.clone())
                 };
-                let id = j.add(&m, &mut w.file);
+                let id = j.add(&m, &mut w.file).expect("ids left");
                 assert!(model.insert(id, m).is_none(), "id {id} reused");
                 ids.push(id);
             }
@@ -1440,7 +1440,9 @@ proptest! {
         prop_assert_eq!(live(&r.journal), live(&j));
         prop_assert_eq!(&live(&r.journal), w.states.last().unwrap());
         let mut rj = r.journal;
-        let next = rj.add(&Message::text("next"), &mut Vec::new());
+        let next = rj
+            .add(&Message::text("next"), &mut Vec::new())
+            .expect("ids left");
         prop_assert!(live(&j).keys().all(|id| *id < next));
     }
 
@@ -1496,7 +1498,9 @@ proptest! {
 
 #[test]
 fn journal_ids_near_the_top_do_not_overflow() {
-    // A record with id u64::MAX (a valid CRC): recovery must not panic.
+    // A record with id u64::MAX (a valid CRC): recovery must not panic, and
+    // as no journal writes that id, it is a corrupt tail (taken in, it made
+    // the next `add` overflow: found by the reliable_journal fuzz target).
     let mut body = vec![1u8];
     body.extend_from_slice(&u64::MAX.to_le_bytes());
     body.push(0);
@@ -1506,8 +1510,10 @@ fn journal_ids_near_the_top_do_not_overflow() {
     file.extend_from_slice(&crc32(&body).to_le_bytes());
     file.extend_from_slice(&body);
     let r = Journal::recover(&file).unwrap();
-    assert_eq!(r.journal.len(), 1);
-    assert_eq!(r.cut, 0);
+    assert_eq!(r.journal.len(), 0);
+    assert_eq!((r.valid_len, r.cut), (4, file.len() - 4));
+    let mut j = r.journal;
+    assert_eq!(j.add(&Message::text("y"), &mut Vec::new()), Some(1));
 }
 
 fn crc32(b: &[u8]) -> u32 {

@@ -100,7 +100,12 @@ impl JournalFile {
     pub(super) fn add(&mut self, msg: &hookup_proto::Message) -> io::Result<u64> {
         let id = self.journal.add(msg, &mut self.buf);
         self.append()?;
-        Ok(id)
+        id.ok_or_else(|| {
+            io::Error::other(format!(
+                "{}: no message ids left (a crafted file?): message not journaled",
+                self.path.display()
+            ))
+        })
     }
 
     pub(super) fn done(&mut self, id: u64) -> io::Result<()> {

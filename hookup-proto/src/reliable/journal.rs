@@ -223,9 +223,17 @@ impl Journal {
         while let Some((rec, n)) = Self::decode_record(&file[pos..]) {
             match rec {
                 JournalRecord::Add { id, message } => {
-                    // `saturating_add`: a crafted record with id u64::MAX
-                    // must not overflow.
-                    j.next_id = j.next_id.max(id.saturating_add(1));
+                    // Ids are handed out in increasing order from 1 (a
+                    // snapshot keeps them, in order), and `u64::MAX` is
+                    // never one: an ADD whose id is not above every earlier
+                    // one, or is that, was not written by a journal. It and
+                    // what follows are a corrupt tail (a CRC that happens
+                    // to match, or a crafted file): taken in, it would make
+                    // `add` reuse a live id.
+                    if id < j.next_id || id == u64::MAX {
+                        break;
+                    }
+                    j.next_id = id + 1;
                     j.live.insert(id, message);
                 }
                 JournalRecord::Done { id } => {
@@ -303,12 +311,18 @@ impl Journal {
         Some((rec, end))
     }
 
-    /// Appends an ADD record for `message` to `out`; returns its journal id.
+    /// Appends an ADD record for `message` to `out`; returns its journal
+    /// id. `None` when the journal has no id left (ids are not reused, and
+    /// `u64::MAX - 1` is the last: only a crafted file recovered with an id
+    /// that high gets here); then nothing is appended.
     ///
     /// # Panics
     /// If the message is 4 GiB or larger (a record length is a `u32`).
-    pub fn add(&mut self, message: &Message, out: &mut Vec<u8>) -> u64 {
+    pub fn add(&mut self, message: &Message, out: &mut Vec<u8>) -> Option<u64> {
         let id = self.next_id;
+        if id == u64::MAX {
+            return None;
+        }
         self.next_id += 1;
         let flags = [u8::from(message.is_text())];
         encode(
@@ -317,7 +331,7 @@ impl Journal {
         );
         self.live.insert(id, message.clone());
         self.records += 1;
-        id
+        Some(id)
     }
 
     /// Appends a DONE record for `id` to `out` (nothing if it is not live):
@@ -427,7 +441,7 @@ mod tests {
     fn sample() -> (Vec<u8>, Journal) {
         let mut j = Journal::new();
         let mut file = Journal::header().to_vec();
-        let a = j.add(&Message::text("one"), &mut file);
+        let a = j.add(&Message::text("one"), &mut file).expect("ids left");
         j.add(&Message::binary(vec![0u8, 255, 7]), &mut file);
         j.done(a, &mut file);
         j.add(&Message::text("three"), &mut file);
@@ -477,6 +491,49 @@ mod tests {
         assert_eq!((r.valid_len, r.cut, r.journal.len()), (4, 64, 0));
     }
 
+    /// ADD records must come with increasing ids below `u64::MAX` (what
+    /// `add` writes): one that does not is the start of a corrupt tail,
+    /// cut off, and later ids stay unique.
+    #[test]
+    fn add_ids_out_of_order_or_at_the_end_are_a_corrupt_tail() {
+        let add = |id: u64, text: &str| {
+            let mut out = Vec::new();
+            encode(
+                &[&[ADD], &id.to_le_bytes(), &[1], text.as_bytes()],
+                &mut out,
+            );
+            out
+        };
+        for bad in [5, 3, 0, u64::MAX] {
+            let mut f = Journal::header().to_vec();
+            f.extend_from_slice(&add(5, "kept"));
+            let good = f.len();
+            f.extend_from_slice(&add(bad, "crafted"));
+            f.extend_from_slice(&add(9, "after"));
+            let r = Journal::recover(&f).unwrap();
+            assert_eq!((r.valid_len, r.cut), (good, f.len() - good), "id {bad}");
+            let mut j = r.journal;
+            assert_eq!(j.len(), 1);
+            let a = j.add(&Message::text("a"), &mut Vec::new());
+            let b = j.add(&Message::text("b"), &mut Vec::new());
+            assert_eq!((a, b), (Some(6), Some(7)), "id {bad}");
+            assert_eq!(j.len(), 3);
+        }
+        // The last ids: `u64::MAX - 1` is recovered; after it no id is
+        // left, and `add` says so instead of reusing one.
+        let mut f = Journal::header().to_vec();
+        f.extend_from_slice(&add(u64::MAX - 2, "last but one"));
+        let mut j = Journal::recover(&f).unwrap().journal;
+        let mut out = Vec::new();
+        assert_eq!(j.add(&Message::text("x"), &mut out), Some(u64::MAX - 1));
+        let written = out.len();
+        assert_eq!(j.add(&Message::text("y"), &mut out), None);
+        assert_eq!(out.len(), written, "nothing appended");
+        assert_eq!(j.len(), 2);
+        f.extend_from_slice(&out);
+        assert_eq!(Journal::recover(&f).unwrap().journal.len(), 2);
+    }
+
     #[test]
     fn snapshot_keeps_live_records_and_ids() {
         let (_, mut j) = sample();
@@ -488,7 +545,9 @@ mod tests {
         assert_eq!(a, b);
         // New ids continue after the recovered ones.
         let mut jr = r.journal;
-        let id = jr.add(&Message::text("x"), &mut Vec::new());
+        let id = jr
+            .add(&Message::text("x"), &mut Vec::new())
+            .expect("ids left");
         assert!(b.iter().all(|(old, _)| *old < id));
     }
 }
@@ -661,7 +720,7 @@ mod session_tests {
         let (v2, _) = {
             let mut j = Journal::new();
             let mut f = Vec::new();
-            let a = j.add(&Message::text("one"), &mut f);
+            let a = j.add(&Message::text("one"), &mut f).expect("ids left");
             j.add(&Message::text("two"), &mut f);
             j.done(a, &mut f);
             (f, j)
