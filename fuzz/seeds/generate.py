@@ -2,14 +2,16 @@
 """Writes the seed corpora under fuzz/seeds/<target>/ (deterministic).
 
 Run from anywhere: `python3 fuzz/seeds/generate.py`. The files are committed;
-rerun after changing an input layout (for `connection_ops`, the `Op` enum,
-`FuzzConfig` or `Input`: the encoder below mirrors arbitrary 1.5's format).
+rerun after changing an input layout (for `connection_ops`, `reliable_journal`
+and `session_ops`, their `Op` enums, configurations or `Input`: the encoders
+below mirror arbitrary 1.5's format).
 """
 
 import base64
 import hashlib
 import os
 import struct
+import zlib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -379,6 +381,232 @@ def legacy_envelope_seeds():
     return seeds
 
 
+# ---------------------------------------------------------------- reliable_journal
+#
+# `[n, ops: n bytes, file...]`: `ops` is the `arbitrary` encoding of `Ops`
+# (`cuts: [u16; 3]`, then the `Op` list to the end); the file is a journal
+# (see hookup-proto/src/reliable/journal.rs): magic, then records
+# `len: u32 LE | crc32: u32 LE | body`.
+
+J_OPS = ["Add", "Done", "Session", "Acked", "Received", "Snapshot"]
+
+
+def j_record(kind, n, rest=b""):
+    body = bytes([kind]) + struct.pack("<Q", n) + rest
+    return struct.pack("<II", len(body), zlib.crc32(body)) + body
+
+
+def j_add(jid, payload, text=True):
+    return j_record(1, jid, bytes([int(text)]) + payload)
+
+
+def j_session(sid, acked, received):
+    return j_record(3, acked, struct.pack("<Q", received) + bytes([len(sid)]) + sid)
+
+
+class JOps:
+    def __init__(self, cuts=(0, 0, 0)):
+        self.data = b"".join(u16(c) for c in cuts)
+
+    def op(self, name, fields=b""):
+        self.data += b"\x01" + tag(J_OPS.index(name), len(J_OPS)) + fields
+        return self
+
+    def add(self, payload, text=True):
+        return self.op("Add", bytes([int(text)]) + vec_u8(payload))
+
+    def build(self, file):
+        assert len(self.data) < 256
+        return bytes([len(self.data)]) + self.data + file
+
+
+def reliable_journal_seeds():
+    u64 = lambda v: struct.pack("<Q", v)
+    appends = JOps(cuts=(7, 40, 1000))
+    appends.add(b"new one").add(b"\x00\x01", text=False)
+    appends.op("Acked", bytes([0]) + u64(0)).op("Received", u64(3))
+    appends.op("Done", u64(0) + b"\x00").op("Session", vec_u8(b"sess-2"))
+    appends.add(b"after").op("Snapshot").add(b"last")
+    none = JOps()
+    v2 = (b"HKJ2" + j_add(1, b"early") + j_session(b"sess-1", 0, 0)
+          + j_add(2, b"\x00\xff\n\x00", text=False) + j_add(3, b"three")
+          + j_record(4, 1) + j_record(5, 7) + j_record(4, 0) + j_record(2, 3)
+          + j_record(5, 9))
+    v1 = b"HKJ1" + j_add(1, b"one") + j_add(2, b"two") + j_record(2, 1)
+    return {
+        "empty": none.build(b""),
+        "torn_header": appends.build(b"HK"),
+        "bad_magic": none.build(b"HKJ3" + j_add(1, b"x")),
+        "header_only_then_appends": appends.build(b"HKJ2"),
+        "v2_all_records": none.build(v2),
+        "v2_all_records_then_appends": appends.build(v2),
+        "v2_torn_tail": appends.build(v2[:-5]),
+        "v2_corrupt_crc": none.build(v2[:30] + bytes([v2[30] ^ 1]) + v2[31:]),
+        "v1_then_appends": appends.build(v1),
+        "v1_with_v2_record": none.build(v1 + j_session(b"s", 0, 0)),
+        "max_id": none.build(b"HKJ2" + j_add(2**64 - 1, b"crafted")),
+        # Appends after a crafted id: u64::MAX is a corrupt tail (found by
+        # this target: `add` overflowed after recovering it); after
+        # u64::MAX - 2 one id is left, then `add` has none.
+        "max_id_then_appends": appends.build(b"HKJ2" + j_add(2**64 - 1, b"crafted")),
+        "last_ids_then_appends": appends.build(b"HKJ2" + j_add(2**64 - 3, b"crafted")),
+        "long_session_id": none.build(b"HKJ2" + j_session(b"x" * 65, 0, 0)),
+    }
+
+
+# ---------------------------------------------------------------- session_ops
+#
+# The `arbitrary` encoding of `session_ops`'s `Input`: `FuzzConfig` (two
+# `SideConfig`s, then the shared fields), then the `Op` list to the end.
+
+S_OPS = [
+    "ClientSend", "ServerSend", "Burst", "Deliver", "DeliverChunked", "Flush", "Connect",
+    "RefuseConnect", "Cut", "Abandon", "ServerShutdown", "ServerAbort", "ClientShutdown",
+    "ClientAbort", "Sleep", "Advance", "TimeoutNow", "PollEvents", "InjectRaw",
+    "InjectEnvelope",
+]
+
+
+def opt_u16(v):
+    return b"\x00" if v is None else b"\x01" + u16(v)
+
+
+def side_config(max_msgs=7, max_bytes=1000, drop_oldest=False, ack_delay=19, ack_every=31,
+                ping=None, pong=2000, greeting=2000, close=1000, window=0xFFFF,
+                releases=True, lazy=False):
+    """Values as the target maps them: 1 + v % 8 messages, 16 + v % 512 bytes, ..."""
+    return (bytes([max_msgs]) + u16(max_bytes - 16) + bytes([int(drop_oldest), ack_delay,
+                                                                ack_every])
+            + opt_u16(ping) + u16(pong) + u16(greeting) + u16(close) + u16(window)
+            + bytes([int(releases), int(lazy)]))
+
+
+def session_config(client=None, server=None, reconnect=7, backoff_min=9, backoff_max=200,
+                   ttl=5000, max_sessions=3, max_bytes=2000, plain_accepts=0,
+                   auto_connect=False, inject=False, seed=1):
+    plain = 13 + plain_accepts if plain_accepts else 0
+    return ((client or side_config()) + (server or side_config())
+            + bytes([reconnect, backoff_min]) + u16(backoff_max) + u16(ttl)
+            + bytes([max_sessions]) + u16(max_bytes)
+            + bytes([plain, int(auto_connect), int(inject)]) + struct.pack("<Q", seed))
+
+
+class SOps:
+    def __init__(self):
+        self.data = b""
+
+    def op(self, name, fields=b""):
+        self.data += b"\x01" + tag(S_OPS.index(name), len(S_OPS)) + fields
+        return self
+
+    def send(self, server=False, text=True, filler=5, ack=None):
+        return self.op("ServerSend" if server else "ClientSend",
+                       bytes([int(text), filler]) + opt_u16(ack))
+
+    def deliver(self, to_server, link=0, max=None):
+        return self.op("Deliver", bytes([int(to_server), link]) + opt_u16(max))
+
+    def exchange(self, rounds=3):
+        for _ in range(rounds):
+            self.deliver(True).deliver(False)
+        return self
+
+    def advance(self, ms):
+        return self.op("Advance", u16(ms))
+
+    def build(self, config):
+        return config + self.data
+
+
+def session_ops_seeds():
+    seeds = {}
+
+    # Connect, greet, messages both ways (some with ack deadlines), acks.
+    o = SOps().op("Connect").exchange()
+    o.send().send(text=False, ack=500).send(server=True).send(server=True, ack=300)
+    o.exchange().advance(50).exchange().advance(1000).exchange()
+    seeds["pair_exchange"] = o.build(session_config())
+
+    # Messages in flight when the link is cut; reconnect and resume.
+    o = SOps().op("Connect").exchange()
+    o.send().send(server=True).send().deliver(True, max=9)
+    o.op("Cut", bytes([0, 1, 1])).advance(300).op("Connect").exchange(4)
+    o.advance(100).exchange()
+    seeds["cut_and_resume"] = o.build(session_config())
+
+    # The parked session expires: the client gets a new session and sends
+    # its outbox again.
+    o = SOps().op("Connect").exchange()
+    o.send().deliver(True).send(server=True, ack=100)
+    o.op("Cut", bytes([0, 1, 1])).advance(3000).op("Connect").exchange(4)
+    seeds["expiry_new_session"] = o.build(session_config(ttl=999))
+
+    # A lazy server application takes one message and goes away; chunked
+    # deliveries.
+    o = SOps().op("Connect").exchange().op("PollEvents", bytes([1, 0, 1]))
+    o.exchange().op("PollEvents", bytes([1, 0, 0])).exchange()
+    o.send().send().send().op("DeliverChunked", bytes([1, 0, 3, 4]))
+    o.op("PollEvents", bytes([1, 0, 1])).op("Abandon", b"\x00").exchange()
+    o.advance(400).op("Connect").exchange().op("PollEvents", bytes([1, 0, 0])).exchange()
+    seeds["lazy_abandon"] = o.build(session_config(server=side_config(lazy=True)))
+
+    # The client's side of a link dies silently: its next HELLO finds the
+    # session busy until the old connection ends.
+    o = SOps().op("Connect").exchange().send()
+    o.op("Cut", bytes([0, 1, 0])).advance(200).op("Connect").exchange()
+    o.advance(200).deliver(True, link=1).advance(400).op("Connect").exchange(4)
+    seeds["busy_then_resume"] = o.build(session_config())
+
+    # A small outbox filled before the first connection (drop oldest).
+    o = SOps()
+    for _ in range(6):
+        o.send(filler=20)
+    o.op("Connect").exchange(4).advance(100).exchange()
+    seeds["overflow_drop_oldest"] = o.build(session_config(
+        client=side_config(max_msgs=2, max_bytes=60, drop_oldest=True)))
+
+    # Envelopes injected both ways: a DATA the peer never sent, an ACK for
+    # nothing, a WELCOME out of place, a text message.
+    o = SOps().op("Connect").exchange().send().exchange()
+    o.op("InjectEnvelope", bytes([1, 0, 2, 0, 1]) + vec_u8(b"x"))
+    o.op("InjectEnvelope", bytes([0, 0, 3, 0, 9]) + vec_u8(b""))
+    o.op("InjectEnvelope", bytes([0, 0, 1, 0x41, 0]) + vec_u8(b""))
+    o.op("InjectRaw", bytes([1, 0, 1]) + vec_u8(b"hello"))
+    o.exchange(3).advance(500).op("Connect").exchange(3)
+    seeds["inject_envelopes"] = o.build(session_config(inject=True))
+
+    # Keepalive: pings, a lost pong, reconnect with backoff, a refused
+    # connect; then a server that shuts its session down.
+    o = SOps().op("Connect").exchange().advance(150).exchange().advance(150)
+    o.op("Cut", bytes([0, 0, 0])).advance(2000).op("RefuseConnect").advance(500)
+    o.op("Connect").exchange(4).send(server=True, ack=50).op("ServerShutdown", b"\x00")
+    o.exchange(3).advance(100).exchange(3)
+    seeds["keepalive_refused_server_shutdown"] = o.build(session_config(
+        client=side_config(ping=90, pong=100), server=side_config(ping=200, pong=300)))
+
+    # A first connection accepted without hookup.v1; bursts both ways; the
+    # server application aborts its session.
+    o = SOps().op("Connect").exchange(3).advance(100).op("Connect").exchange(3)
+    o.op("Burst", bytes([0, 5]) + opt_u16(None)).op("Burst", bytes([1, 3]) + opt_u16(80))
+    o.exchange(2).op("ServerAbort", b"\x00").exchange(2).advance(300).op("Connect")
+    o.exchange(4)
+    seeds["plain_accept_bursts_server_abort"] = o.build(session_config(plain_accepts=1))
+
+    # Transports open as soon as asked; whole flushes; cuts, expiry and a
+    # new session with messages both ways in flight.
+    o = SOps().op("Flush").op("Burst", bytes([0, 3]) + opt_u16(200))
+    o.op("Burst", bytes([1, 2]) + opt_u16(None)).deliver(True).op("Cut", bytes([0, 1, 1]))
+    o.advance(50).op("Flush").op("Burst", bytes([1, 1]) + opt_u16(None)).deliver(False)
+    o.op("Cut", bytes([0, 1, 1])).advance(1500).op("Flush").advance(100).op("Flush")
+    seeds["auto_connect_flush_expiry"] = o.build(session_config(auto_connect=True, ttl=999))
+
+    # The client shuts down with messages in flight; a timeout sweep.
+    o = SOps().op("Connect").exchange().send().send(server=True).op("ClientShutdown")
+    o.op("TimeoutNow").exchange(4)
+    seeds["client_shutdown"] = o.build(session_config(reconnect=2))
+    return seeds
+
+
 def write(target, name, data):
     d = os.path.join(HERE, target)
     os.makedirs(d, exist_ok=True)
@@ -401,6 +629,10 @@ def main():
         write("deflate_negotiation", name, server + client + value)
     for name, data in sorted(legacy_envelope_seeds().items()):
         write("legacy_envelope", name, data)
+    for name, data in sorted(reliable_journal_seeds().items()):
+        write("reliable_journal", name, data)
+    for name, data in sorted(session_ops_seeds().items()):
+        write("session_ops", name, data)
 
 
 if __name__ == "__main__":
