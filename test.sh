@@ -42,7 +42,7 @@ stage() {
 
 stage "cargo test (workspace)" cargo test --workspace --locked
 
-stage "release build" cargo build --release --locked -p hookup-tokio -p autobahn
+stage "release build" cargo build --release --locked -p hookup-cli -p autobahn
 
 # Autobahn, plain: cases 1-11 (301 cases; 12.*/13.* need permessage-deflate)
 # against a server and a client that have no permessage-deflate configured.

@@ -12,7 +12,7 @@ HOOKUP=${1:-$ROOT/target/release/hookup}
 VENV=$HERE/.venv
 PY=${INTEROP_PYTHON:-python3}
 
-[[ -x $HOOKUP ]] || { echo "interop: no $HOOKUP (cargo build --release -p hookup-tokio)" >&2; exit 2; }
+[[ -x $HOOKUP ]] || { echo "interop: no $HOOKUP (cargo build --release -p hookup-cli)" >&2; exit 2; }
 if [[ ! -x $VENV/bin/python ]]; then
     "$PY" -m venv "$VENV"
 fi

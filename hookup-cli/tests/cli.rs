@@ -25,9 +25,15 @@ fn free_port() -> u16 {
 
 /// `hookup serve` on a free port, once it accepts connections.
 fn serve() -> (Guard, u16) {
+    serve_with(&[])
+}
+
+/// `hookup serve` with extra flags on a free port.
+fn serve_with(extra: &[&str]) -> (Guard, u16) {
     let port = free_port();
     let child = Command::new(BIN)
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .args(extra)
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -107,6 +113,32 @@ fn connect_to_closed_port_fails() {
     assert!(out.is_empty(), "stdout: {out}");
     assert!(err.contains("hookup"), "stderr: {err:?}");
     assert!(err.contains("connect"), "stderr: {err:?}");
+}
+
+/// The server closes the connection (here: 1009 for a line over its
+/// message limit) while standard input is still open: `hookup connect`
+/// says so and exits non-zero at once, without waiting for the end of
+/// input.
+#[test]
+fn connect_exits_when_the_server_closes_while_stdin_is_open() {
+    let (_server, port) = serve_with(&["--max-message-size", "16"]);
+    let mut child = Command::new(BIN)
+        .args(["connect", &format!("ws://127.0.0.1:{port}/echo")])
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn hookup connect");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(b"a line well over the sixteen bytes the server takes\n")
+        .unwrap();
+    // stdin stays open until the child has exited.
+    let (status, _, err) = finish(Guard(child), Duration::from_secs(30));
+    drop(stdin);
+    assert!(!status.success(), "exit {status}; stderr: {err}");
+    assert!(err.contains("1009"), "no close code in stderr: {err}");
 }
 
 #[test]
