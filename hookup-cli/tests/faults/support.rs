@@ -106,7 +106,10 @@ impl Proc {
             .args(args)
             .env(
                 "RUST_LOG",
-                std::env::var("HOOKUP_FAULTS_LOG").unwrap_or_else(|_| "warn".into()),
+                // Info from the reliable layer: the tests watch for its
+                // notes (a session expired).
+                std::env::var("HOOKUP_FAULTS_LOG")
+                    .unwrap_or_else(|_| "warn,hookup_driver::reliable=info".into()),
             )
             .stdin(if piped_stdin {
                 Stdio::piped()
@@ -387,10 +390,24 @@ impl Rng {
     }
 }
 
-/// The test seed: `HOOKUP_FAULTS_SEED` or a fixed default.
-pub fn seed(default: u64) -> u64 {
-    std::env::var("HOOKUP_FAULTS_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(default)
+/// The test seed: `HOOKUP_FAULTS_SEED` (decimal or `0x` hex) to replay a
+/// run, else a fresh one from the OS (through the standard library's
+/// randomly keyed hasher), so every run tries another cut plan. Printed
+/// either way: a failure names the seed that replays it.
+pub fn seed(test: &str) -> u64 {
+    let given = std::env::var("HOOKUP_FAULTS_SEED").ok().map(|s| {
+        let parsed = match s.strip_prefix("0x") {
+            Some(hex) => u64::from_str_radix(hex, 16),
+            None => s.parse(),
+        };
+        parsed.unwrap_or_else(|_| panic!("HOOKUP_FAULTS_SEED={s:?} is not a number"))
+    });
+    let seed = given.unwrap_or_else(|| {
+        use std::hash::{BuildHasher, Hasher};
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write(test.as_bytes());
+        h.finish()
+    });
+    eprintln!("{test}: seed {seed:#x} (replay: HOOKUP_FAULTS_SEED={seed:#x})");
+    seed
 }

@@ -105,7 +105,12 @@ where
                 poll_fn(|cx| R::poll_sleep(s, cx)).await;
                 let Some(store) = weak.upgrade() else { return };
                 let mut store = lock(&store);
+                let before = store.expired();
                 store.handle_timeout(R::now());
+                let expired = store.expired() - before;
+                if expired > 0 {
+                    tracing::info!("{expired} parked reliable session(s) expired");
+                }
                 // Outcomes of messages in parked sessions: their deliveries
                 // were resolved when their peers went away. Only memory.
                 while store.poll_outcome().is_some() {}

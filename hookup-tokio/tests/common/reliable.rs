@@ -514,6 +514,8 @@ pub async fn reliable_send_waits_at_write_window<C: Reliable>(t: &Target<C>) {
     let mut cfg = config(t);
     cfg.session.max_outbox_messages = 1_000_000;
     cfg.session.max_outbox_bytes = 1 << 30;
+    // The write window alone takes this many sends before one may wait.
+    let floor = cfg.session.write_window / (64 << 10);
     let mut c = client(t, "/reliable-stall", cfg);
     within(async { while !matches!(c.recv().await, Some(ReliableEvent::Connected { .. })) {} })
         .await;
@@ -522,8 +524,23 @@ pub async fn reliable_send_waits_at_write_window<C: Reliable>(t: &Target<C>) {
     let most = 2000;
     let mut sent = 0;
     loop {
-        let send = c.send(Message::Binary(payload.clone()), None);
-        match super::timeout(Duration::from_millis(500), send).await {
+        let mut send = std::pin::pin!(c.send(Message::Binary(payload.clone()), None));
+        let mut waits = 0;
+        let done = loop {
+            match super::timeout(Duration::from_millis(500), send.as_mut()).await {
+                Some(r) => break Some(r),
+                // Below the window a wait can only be a slow machine: keep
+                // waiting on the same send (bounded).
+                None if sent < floor => {
+                    waits += 1;
+                    assert!(waits < 60, "send {sent} (below the window) waited 30 s");
+                }
+                // Past the window with a peer that reads nothing: the
+                // send waits for room.
+                None => break None,
+            }
+        };
+        match done {
             Some(Ok(mut d)) => {
                 assert_eq!(d.try_outcome(), Some(DeliveryOutcome::Written));
                 sent += 1;
@@ -533,7 +550,10 @@ pub async fn reliable_send_waits_at_write_window<C: Reliable>(t: &Target<C>) {
             None => break,
         }
     }
-    assert!(sent > 0, "no send returned");
+    assert!(
+        sent >= floor,
+        "only {sent} sends returned: the window takes {floor}"
+    );
     // Nothing was acknowledged: all of them are still unacknowledged.
     assert_eq!(shutdown(c, Duration::from_millis(300)).await.unacked, sent);
 }
