@@ -60,12 +60,12 @@ impl<S, R: Runtime> Shared<S, R> {
     }
 }
 
-/// The reading half of a split [`WebSocket`].
+/// The reading half of a split [`WebSocket`](crate::WebSocket).
 pub struct ReadHalf<S, R: Runtime> {
     shared: Arc<Shared<S, R>>,
 }
 
-/// The writing half of a split [`WebSocket`].
+/// The writing half of a split [`WebSocket`](crate::WebSocket).
 pub struct WriteHalf<S, R: Runtime> {
     shared: Arc<Shared<S, R>>,
 }
