@@ -7,7 +7,7 @@ use std::task::{Context, Poll, ready};
 
 use hookup_proto::{CloseCode, Closed, Connection, Event, Initiator};
 
-use crate::drive::Io;
+use crate::drive::{Drove, Io};
 use crate::error::{Error, Result, closed_error};
 use crate::message::Message;
 use crate::ws::Config;
@@ -37,6 +37,10 @@ pub(crate) struct Core<S, R: Runtime> {
     /// of its own: a readiness-based reactor (async-io) does not report
     /// data that was read before it looked.
     pub(crate) advanced: bool,
+    /// The application is working through received messages that were
+    /// already waiting when the stream last yielded: it comes back to read,
+    /// so a flush need not read for it (see `poll_flush`).
+    in_burst: bool,
 }
 
 impl<S, R: Transport<S>> Core<S, R> {
@@ -49,6 +53,7 @@ impl<S, R: Transport<S>> Core<S, R> {
             closed: None,
             final_item: None,
             advanced: false,
+            in_burst: false,
             subprotocol: None,
         }
     }
@@ -89,13 +94,22 @@ impl<S, R: Transport<S>> Core<S, R> {
             }
             // Nothing left to hand out: the application is about to wait,
             // so this is the moment to write everything queued in one go.
-            ready!(self.io.poll_drive(&mut self.conn, true, cx));
-            self.advanced = true;
+            match ready!(self.io.poll_drive(&mut self.conn, true, cx)) {
+                Drove::Input => self.advanced = true,
+                // Writing makes no events, and every source is waiting.
+                Drove::Output => return Poll::Pending,
+            }
         }
     }
 
     /// The stream: messages (and surfaced control frames) until closed.
     pub(crate) fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message>>> {
+        let r = self.poll_next_item(cx);
+        self.in_burst = r.is_ready() && self.conn.has_events();
+        r
+    }
+
+    fn poll_next_item(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message>>> {
         loop {
             match ready!(self.poll_event(cx)) {
                 None => return Poll::Ready(self.final_item.take()),
@@ -185,13 +199,18 @@ impl<S, R: Transport<S>> Core<S, R> {
 
     /// Writes out what is queued, then reads what the socket has, so that
     /// pings are answered (and a close is noticed) while the application
-    /// only writes; a reply that came of it is written too.
+    /// only writes; a reply that came of it is written too. Not while the
+    /// application is working through messages that were already waiting
+    /// (replying to each): it reads again when it has taken them, and a
+    /// read per reply would cost a syscall per message.
     pub(crate) fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
         if self.phase != Phase::Running {
             return Poll::Ready(Ok(()));
         }
         let written = self.io.poll_write(&mut self.conn, cx);
-        self.poll_input(cx);
+        if !(self.in_burst && self.conn.has_events()) {
+            self.poll_input(cx);
+        }
         if let Poll::Ready(Ok(())) = written
             && self.conn.transmit_len() > 0
         {

@@ -34,6 +34,19 @@ enum Finish {
     Done,
 }
 
+/// What a pass of the drive loop ([`Io::poll_drive`]) moved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Drove {
+    /// Input reached the endpoint, a timer fired or the transport ended:
+    /// the endpoint may have events.
+    Input,
+    /// Only queued output was written (some or all of it): an endpoint with
+    /// a write window may have room for more, and outcomes to report. Every
+    /// other source is waiting (its waker registered).
+    Output,
+}
+
 /// The runtime half of a driver: the stream, the timer, the read sizing and
 /// the state of the transport (ended, failed, finished). Its methods take
 /// the sans-IO [`Endpoint`] they serve (a `Connection` or a reliable
@@ -93,10 +106,8 @@ impl<S, R: Transport<S>> Io<S, R> {
     /// the bytes (or the end of the transport) to it. Every source that has
     /// nothing to do registers `cx`'s waker.
     ///
-    /// `Ready` when anything moved (bytes written or read, a timer fired,
-    /// the transport ended): the endpoint may have events, output or room
-    /// for more, and the caller looks at it before the next pass.
-    /// `Pending` when every source is waiting.
+    /// `Ready` with what moved, `Pending` when every source is waiting. The
+    /// caller looks at the endpoint after a `Ready` before the next pass.
     ///
     /// An I/O error ends the transport: see [`take_error`](Self::take_error).
     pub fn poll_drive(
@@ -104,28 +115,25 @@ impl<S, R: Transport<S>> Io<S, R> {
         e: &mut impl Endpoint,
         read: bool,
         cx: &mut Context<'_>,
-    ) -> Poll<()> {
-        let mut progress = false;
+    ) -> Poll<Drove> {
+        let mut wrote = false;
         if self.has_output(e) {
             let queued = e.transmit_len();
             match self.poll_write_out(e, cx) {
-                Poll::Ready(Ok(())) => progress = true,
+                Poll::Ready(Ok(())) => wrote = true,
                 Poll::Ready(Err(err)) => {
                     self.fail(e, err);
-                    return Poll::Ready(());
+                    return Poll::Ready(Drove::Input);
                 }
                 // Part of it went out: room in the write window.
-                Poll::Pending => progress |= e.transmit_len() != queued,
+                Poll::Pending => wrote = e.transmit_len() != queued,
             }
         }
-        if self.timer.poll(e, cx) {
-            progress = true;
+        if self.timer.poll(e, cx) || (read && self.poll_read_once(e, cx).is_ready()) {
+            return Poll::Ready(Drove::Input);
         }
-        if read && self.poll_read_once(e, cx).is_ready() {
-            progress = true;
-        }
-        if progress {
-            Poll::Ready(())
+        if wrote {
+            Poll::Ready(Drove::Output)
         } else {
             Poll::Pending
         }

@@ -53,7 +53,7 @@ use bytes::BytesMut;
 pub use hookup_proto as proto;
 
 pub use client::{connect, open_transport};
-pub use drive::Io;
+pub use drive::{Drove, Io};
 pub use error::{Error, Result};
 pub use message::Message;
 pub use net::{Bind, ConnectionFuture, Net, timeout};
