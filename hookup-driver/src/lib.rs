@@ -30,11 +30,16 @@
 #![deny(missing_docs)]
 
 mod client;
+mod conn;
+mod drive;
 mod error;
 mod message;
+mod mux;
 mod net;
 pub mod reliable;
 mod server;
+mod split;
+mod timer;
 #[cfg(feature = "tls")]
 pub mod tls;
 mod ws;
@@ -48,13 +53,16 @@ use bytes::BytesMut;
 pub use hookup_proto as proto;
 
 pub use client::{connect, open_transport};
+pub use drive::{Drove, Io};
 pub use error::{Error, Result};
 pub use message::Message;
 pub use net::{Bind, ConnectionFuture, Net, timeout};
 pub use server::{
     BoundServer, HttpResponse, Routes, Server, accept, accept_request, accept_with, text_response,
 };
-pub use ws::{Config, Io, ReadHalf, Timer, WebSocket, WriteHalf, client_handshake};
+pub use split::{ReadHalf, WriteHalf};
+pub use timer::Timer;
+pub use ws::{Config, WebSocket, client_handshake};
 
 /// A runtime's clock and timer, as the driver needs them. Implemented by an
 /// adapter's zero-sized marker type; all functions are associated (no

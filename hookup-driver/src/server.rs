@@ -22,9 +22,10 @@ use futures_util::stream::FuturesUnordered;
 use hookup_proto::http::{self, HeaderValue, StatusCode, header};
 use hookup_proto::{Accept, Connection, Event, Request};
 
+use crate::conn::Core;
 use crate::error::{Error, Result};
 use crate::net::{Bind, ConnectionFuture, Net};
-use crate::ws::{Config, Core, WebSocket};
+use crate::ws::{Config, WebSocket};
 use crate::{Runtime, Transport};
 
 /// An HTTP response for a rejected or plain HTTP request.

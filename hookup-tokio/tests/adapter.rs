@@ -39,22 +39,6 @@ macro_rules! scenarios {
 
 all_scenarios!(scenarios);
 
-// Known issues, reproduced by scenarios that fail today; run them with
-// `cargo test -p hookup-tokio --test adapter -- --ignored`.
-
-/// `WebSocket::send` leaves its write to the next `recv` while received
-/// messages are queued; a handler that does not call `recv` again soon
-/// holds its answer back (until `flush`, a later `send` after the queue
-/// drained, or 128 KiB of output).
-#[test]
-#[ignore = "known issue: send coalescing holds a reply back while input is queued"]
-fn known_reply_flushed_without_further_recv() {
-    runtime().block_on(async {
-        let h = harness(false).await;
-        common::reply_flushed_without_further_recv(&h.target).await;
-    });
-}
-
 /// A peer that pings and never reads its pongs: the server stops reading
 /// once its output queue is full, so memory stays bounded.
 #[test]

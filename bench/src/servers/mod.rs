@@ -45,6 +45,8 @@ pub const IMPLS: &[&str] = &[
     #[cfg(feature = "hookup")]
     "hookup",
     #[cfg(feature = "hookup")]
+    "hookup-feed",
+    #[cfg(feature = "hookup")]
     "hookup-async-std",
     #[cfg(feature = "hookup")]
     "hookup-smol",
@@ -96,6 +98,8 @@ pub fn run(impl_name: &str, addr: SocketAddr) -> Result<(), BoxError> {
             // HOOKUP SLOT (see above).
             #[cfg(feature = "hookup")]
             "hookup" => accept_loop(listener, hookup::serve).await,
+            #[cfg(feature = "hookup")]
+            "hookup-feed" => accept_loop(listener, hookup::serve_feed).await,
             other => Err(format!("unknown impl {other:?}; known: {}", IMPLS.join(", ")).into()),
         }
     })

@@ -26,8 +26,8 @@ use hookup_proto::reliable::{
 use super::journal::JournalFile;
 use super::{Delivery, Finished, ReliableConfig, ReliableEvent};
 use crate::net::{Net, timeout};
-use crate::ws::{Io, Timer};
 use crate::{ClientConfig, Message, Result};
+use crate::{Io, Timer};
 
 /// Messages a `send` may queue before the task has taken them (written
 /// them out, or at least run a pass): past this, `send` waits for the task.
@@ -344,7 +344,6 @@ where
             closing: false,
             close_by: None,
             close_timeout: config.session.connection.close_timeout,
-            read_eof: false,
             connecting: None,
             timer: Timer::default(),
             shutdown_done: false,
@@ -518,7 +517,6 @@ struct ClientDriver<R: Net> {
     /// hold it for ever): the connection's close timeout after it began.
     close_by: Option<R::Sleep>,
     close_timeout: Duration,
-    read_eof: bool,
     connecting: Option<Connecting<R::Stream>>,
     timer: Timer<R>,
     /// The session was shut down because the handle went away.
@@ -540,52 +538,42 @@ impl<R: Net> ClientDriver<R>
 where
     R::Sleep: Send,
 {
+    /// What the client does with a session event; the application's
+    /// events go to the backlog for the channel.
     fn on_event(&mut self, st: &mut State, ev: SessionEvent) {
-        let out = match ev {
+        match &ev {
             SessionEvent::Released(id) => {
-                let jid = st.jmap.remove(&id);
+                let jid = st.jmap.remove(id);
                 if let Some(j) = &mut st.journal {
                     j.acked(jid);
                 }
-                return;
             }
-            SessionEvent::Connected { resumed, session } => {
-                if !resumed {
-                    // A new session: every unacknowledged message is
-                    // numbered afresh, nothing received yet.
-                    self.received = 0;
-                    self.received_dirty = false;
-                    st.journal(|j| j.session(&session));
-                }
-                ReliableEvent::Connected { resumed }
-            }
-            SessionEvent::Reconnecting { attempt, delay } => {
-                ReliableEvent::Reconnecting { attempt, delay }
-            }
-            SessionEvent::Disconnected { code, reason } => {
-                ReliableEvent::Disconnected { code, reason }
+            SessionEvent::Connected {
+                resumed: false,
+                session,
+            } => {
+                // A new session: every unacknowledged message is numbered
+                // afresh, nothing received yet.
+                self.received = 0;
+                self.received_dirty = false;
+                st.journal(|j| j.session(session));
             }
             SessionEvent::GaveUp => {
                 self.gave_up = true;
                 // Messages were dropped unacknowledged: the journal no
                 // longer matches the session, which is not resumed.
                 st.journal(|j| j.session(b""));
-                ReliableEvent::GaveUp
             }
-            SessionEvent::Closed => {
-                st.journal(|j| j.session(b""));
-                return;
-            }
-            SessionEvent::Message(m) => {
+            SessionEvent::Closed => st.journal(|j| j.session(b"")),
+            SessionEvent::Message(_) => {
                 self.received += 1;
                 self.received_dirty = true;
-                ReliableEvent::Message(m.into())
             }
-            SessionEvent::Rtt(r) => ReliableEvent::Rtt(r),
-            SessionEvent::Error(e) => ReliableEvent::Error(e.to_string()),
-            _ => return,
-        };
-        self.backlog.push_back(out);
+            _ => {}
+        }
+        if let Some(out) = ReliableEvent::from_session(ev) {
+            self.backlog.push_back(out);
+        }
     }
 
     /// One pass over every source of progress; returns whether anything moved.
@@ -652,8 +640,10 @@ where
             progress = true;
             match r {
                 Ok(stream) => {
-                    self.io = Some(Io::new(stream, self.client.ws.max_read_size));
-                    self.read_eof = false;
+                    let mut io = Io::new(stream, self.client.ws.max_read_size);
+                    // The session's timer (armed) goes with the connection.
+                    io.timer = std::mem::take(&mut self.timer);
+                    self.io = Some(io);
                     self.closing = false;
                     self.close_by = None;
                     st.session.handle_connected(R::now());
@@ -662,57 +652,32 @@ where
             }
         }
         let session = &mut st.session;
-        if let Some(io) = &mut self.io {
-            if self.closing {
+        match &mut self.io {
+            Some(io) if self.closing => {
+                // Write out the last bytes of a finished connection, then
+                // shut it; given up at the close timeout or on an abort.
                 let close_timeout = self.close_timeout;
                 let by = self
                     .close_by
                     .get_or_insert_with(|| R::sleep_until(R::now() + close_timeout));
                 let expired = st.aborted || R::poll_sleep(by, cx).is_ready();
-                let done = expired
-                    || match io.poll_write_out(session, cx) {
-                        Poll::Ready(_) => io.poll_shutdown(cx).is_ready(),
-                        Poll::Pending => false,
-                    };
-                if done {
+                progress |= io.poll_timer(session, cx);
+                if expired || io.poll_finish(session, cx).is_ready() {
+                    // The session's timer goes on without the connection.
+                    self.timer = std::mem::take(&mut io.timer);
                     self.io = None;
                     self.closing = false;
                     self.close_by = None;
                     progress = true;
                 }
-            } else {
-                if io.has_output(session) {
-                    let queued = session.transmit_len();
-                    match io.poll_write_out(session, cx) {
-                        Poll::Ready(Err(_)) => {
-                            self.read_eof = true;
-                            session.handle_eof(R::now());
-                            return true;
-                        }
-                        // Room in the write window: more of the outbox may
-                        // be queued now, with outcomes to report.
-                        Poll::Ready(Ok(())) => progress = true,
-                        Poll::Pending => progress |= session.transmit_len() != queued,
-                    }
-                }
-                if !self.read_eof && session.wants_read() && self.backlog.len() < self.capacity {
-                    match io.poll_read(session, cx) {
-                        Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => {
-                            self.read_eof = true;
-                            session.handle_eof(R::now());
-                            progress = true;
-                        }
-                        Poll::Ready(Ok(_)) => {
-                            session.handle_read(R::now());
-                            progress = true;
-                        }
-                        Poll::Pending => {}
-                    }
-                }
             }
-        }
-        if self.timer.poll(session, cx) {
-            progress = true;
+            Some(io) => {
+                // Events waiting for the application's channel hold the
+                // reading back.
+                let read = self.backlog.len() < self.capacity;
+                progress |= io.poll_drive(session, read, cx).is_ready();
+            }
+            None => progress |= self.timer.poll(session, cx),
         }
         if let Some(j) = &mut st.journal
             && let Err(e) = j.poll_sync::<R>(&mut self.sync_timer, cx)

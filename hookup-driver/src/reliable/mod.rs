@@ -40,7 +40,7 @@ use std::time::Duration;
 
 use futures_channel::oneshot;
 use hookup_proto::CloseCode;
-use hookup_proto::reliable::{DropReason, Outcome, SessionConfig};
+use hookup_proto::reliable::{DropReason, Outcome, SessionConfig, SessionEvent};
 
 use crate::net::{ConnectionFuture, Net};
 use crate::{ClientConfig, Message};
@@ -130,6 +130,24 @@ pub enum ReliableEvent {
     Rtt(Duration),
     /// Something went wrong (the session recovers by reconnecting).
     Error(String),
+}
+
+impl ReliableEvent {
+    /// The application's view of a session event (the one mapping, for the
+    /// client and the peer alike); `None` for the events the driver handles
+    /// itself (`Hello`, `Released`, `Closed`).
+    fn from_session(ev: SessionEvent) -> Option<Self> {
+        Some(match ev {
+            SessionEvent::Connected { resumed, .. } => Self::Connected { resumed },
+            SessionEvent::Reconnecting { attempt, delay } => Self::Reconnecting { attempt, delay },
+            SessionEvent::Disconnected { code, reason } => Self::Disconnected { code, reason },
+            SessionEvent::GaveUp => Self::GaveUp,
+            SessionEvent::Message(m) => Self::Message(m.into()),
+            SessionEvent::Rtt(r) => Self::Rtt(r),
+            SessionEvent::Error(e) => Self::Error(e.to_string()),
+            _ => return None,
+        })
+    }
 }
 
 /// Resolves to the one outcome of a reliable send.

@@ -16,7 +16,7 @@ use hookup_proto::reliable::{
 use super::server_journal::{ServerJournal, SessionFile};
 use super::{Delivery, ReliableEvent};
 use crate::net::Net;
-use crate::ws::{Io, WebSocket};
+use crate::{Io, WebSocket};
 use crate::{Message, Runtime, Transport};
 
 /// A store of server sessions shared by a server's connections, with a
@@ -156,7 +156,6 @@ pub struct ReliablePeer<S, R: Runtime> {
     session: Session,
     io: Io<S, R>,
     store: SharedStore<R>,
-    read_eof: bool,
     pending: HashMap<MessageId, oneshot::Sender<Outcome>>,
     parked: bool,
     /// The session's journal file (a store with a journal directory).
@@ -187,7 +186,6 @@ impl<S, R: Transport<S>> ReliablePeer<S, R> {
             session,
             io: Io::new(stream, max_read),
             store,
-            read_eof: false,
             pending: HashMap::new(),
             parked: false,
             file: None,
@@ -251,82 +249,60 @@ impl<S, R: Transport<S>> ReliablePeer<S, R> {
         loop {
             self.drain_outcomes();
             while let Some(ev) = self.session.poll_event() {
-                match ev {
-                    SessionEvent::Hello { session } => {
-                        let opened = self.store.lock().open(&session, R::now());
-                        match opened {
-                            Ok((state, resumed)) => {
-                                if let Some(j) = &self.store.journal {
-                                    self.file = j.attach(state.id(), resumed);
-                                }
-                                self.session.attach(state, resumed);
-                            }
-                            Err(_) => self.session.refuse_busy(),
-                        }
-                    }
-                    SessionEvent::Message(m) => {
-                        if let Some(f) = &mut self.file {
-                            f.delivered();
-                        }
-                        return Poll::Ready(Some(ReliableEvent::Message(m.into())));
-                    }
-                    SessionEvent::Released(id) => {
-                        if let Some(f) = &mut self.file {
-                            f.released(id);
-                        }
-                    }
-                    SessionEvent::Connected { resumed, .. } => {
-                        return Poll::Ready(Some(ReliableEvent::Connected { resumed }));
-                    }
-                    SessionEvent::Disconnected { code, reason } => {
-                        return Poll::Ready(Some(ReliableEvent::Disconnected { code, reason }));
-                    }
-                    SessionEvent::Error(e) => {
-                        return Poll::Ready(Some(ReliableEvent::Error(e.to_string())));
-                    }
-                    SessionEvent::Closed => self.park(),
-                    _ => {}
+                if let Some(ev) = self.on_event(ev) {
+                    return Poll::Ready(Some(ev));
                 }
             }
             if self.session.is_finished() {
                 // Write out the last bytes, then shut the transport.
-                let _ = ready!(self.io.poll_write_out(&mut self.session, cx));
-                let _ = ready!(self.io.poll_shutdown(cx));
+                ready!(self.io.poll_finish(&mut self.session, cx));
                 self.park();
                 return Poll::Ready(None);
             }
-            if self.io.has_output(&self.session) {
+            if self.io.has_output(&self.session)
+                && let Some(f) = &mut self.file
+            {
                 // What this pass recorded (acknowledgements) goes to the
                 // file before more reaches the socket.
-                if let Some(f) = &mut self.file {
-                    f.flush();
-                }
-                match self.io.poll_write_out(&mut self.session, cx) {
-                    Poll::Ready(Err(_)) => {
-                        self.read_eof = true;
-                        self.session.handle_eof(R::now());
-                        continue;
+                f.flush();
+            }
+            ready!(self.io.poll_drive(&mut self.session, true, cx));
+        }
+    }
+
+    /// What the peer does with a session event; the application's events
+    /// are returned.
+    fn on_event(&mut self, ev: SessionEvent) -> Option<ReliableEvent> {
+        match &ev {
+            SessionEvent::Hello { session } => {
+                let opened = self.store.lock().open(session, R::now());
+                match opened {
+                    Ok((state, resumed)) => {
+                        if let Some(j) = &self.store.journal {
+                            self.file = j.attach(state.id(), resumed);
+                        }
+                        self.session.attach(state, resumed);
                     }
-                    // Writing made room in the window: more of the outbox
-                    // may be queued now, with outcomes to drain.
-                    Poll::Ready(Ok(())) => continue,
-                    Poll::Pending => {}
+                    Err(_) => self.session.refuse_busy(),
                 }
             }
-            if self.io.poll_timer(&mut self.session, cx) {
-                continue;
-            }
-            if self.read_eof || !self.session.wants_read() {
-                return Poll::Pending;
-            }
-            match self.io.poll_read(&mut self.session, cx) {
-                Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => {
-                    self.read_eof = true;
-                    self.session.handle_eof(R::now());
+            SessionEvent::Message(_) => {
+                if let Some(f) = &mut self.file {
+                    f.delivered();
                 }
-                Poll::Ready(Ok(_)) => self.session.handle_read(R::now()),
-                Poll::Pending => return Poll::Pending,
             }
+            SessionEvent::Released(id) => {
+                if let Some(f) = &mut self.file {
+                    f.released(*id);
+                }
+            }
+            SessionEvent::Closed => self.park(),
+            _ => {}
+        }
+        match ReliableEvent::from_session(ev)? {
+            // Keepalive round trips are the client's to report.
+            ReliableEvent::Rtt(_) => None,
+            ev => Some(ev),
         }
     }
 }

@@ -253,6 +253,7 @@ macro_rules! all_scenarios {
             message_too_big_1009,
             unmasked_frame_1002,
             backpressure_on_slow_reader,
+            reply_flushed_without_further_recv,
             split_halves,
             recv_is_cancel_safe,
             connect_refused,
