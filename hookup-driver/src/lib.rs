@@ -30,6 +30,7 @@
 #![deny(missing_docs)]
 
 mod client;
+mod entropy;
 mod error;
 mod message;
 mod net;
