@@ -6,20 +6,21 @@
 //!
 //! Checked:
 //! * `Journal::recover(file)` never panics. It refuses the file exactly
-//!   when it does not start with a journal magic (`HKJ1`, `HKJ2`; a file
+//!   when it does not start with a journal magic (`HKJ1`, `HKJ2`, `HKJ3`; a file
 //!   shorter than the magic is a torn header when it is a prefix of one).
 //! * On success: `valid_len <= file.len()` and `cut == file.len() -
 //!   valid_len`; `valid_len` is 0 or ends a record: the records decoded
 //!   one by one with `Journal::decode_record` from offset 4 reach exactly
 //!   `valid_len`, and the next one is torn or corrupt (or, in a version 1
-//!   file, not an ADD or DONE; or an ADD whose id is not above every
+//!   file, not an ADD or DONE; in a version 2 file, a SESSION with a
+//!   resume key; or an ADD whose id is not above every
 //!   earlier ADD's, or is `u64::MAX`: ids are handed out in increasing
-//!   order, so such a record starts a corrupt tail). The recovered state (session id, acked and
+//!   order, so such a record starts a corrupt tail). The recovered state (session id and key, acked and
 //!   received counts, live messages with their ids) is what replaying
 //!   those records by the format's rules gives (ADD makes a message live,
 //!   DONE and ACKED end it, ACKED also counts one acknowledgement, SESSION
-//!   sets the id and both counts, RECEIVED the received count), and
-//!   `needs_upgrade` is set exactly for a version 1 file.
+//!   sets the id, the key and both counts, RECEIVED the received count), and
+//!   `needs_upgrade` is set exactly for a version 1 or 2 file.
 //! * Recovering `file[..valid_len]` gives the same state, the same
 //!   `valid_len`, and `cut == 0`.
 //! * Appending: the recovered journal (rewritten with `snapshot` first
@@ -32,7 +33,7 @@
 //!   recovers whole (`cut == 0`) to exactly the in-memory state; cut at
 //!   arbitrary lengths it recovers to the state after the last record that
 //!   fits, with the rest reported cut. Every snapshot recovers whole to
-//!   the state it was taken from, as a version 2 journal.
+//!   the state it was taken from, as a version 3 journal.
 #![no_main]
 
 use arbitrary::{Arbitrary, Unstructured};
@@ -55,7 +56,7 @@ enum Op {
         pick: u64,
         raw: bool,
     },
-    Session(Vec<u8>),
+    Session(Vec<u8>, Option<[u8; 32]>),
     /// `acked` on the oldest live id, a live id, none, or `pick` itself.
     Acked {
         which: u8,
@@ -74,7 +75,7 @@ struct Ops {
 
 /// What a journal shows: session id, acked and received counts, live
 /// messages with their ids, oldest first.
-type State = (Vec<u8>, u64, u64, Vec<(u64, Message)>);
+type State = (Vec<u8>, Option<[u8; 32]>, u64, u64, Vec<(u64, Message)>);
 
 fn state(j: &Journal) -> State {
     let live: Vec<_> = j.live().map(|(id, m)| (id, m.clone())).collect();
@@ -82,6 +83,7 @@ fn state(j: &Journal) -> State {
     assert_eq!(j.is_empty(), live.is_empty());
     (
         j.session_id().to_vec(),
+        j.session_key().copied(),
         j.acked_count(),
         j.received_count(),
         live,
@@ -89,7 +91,7 @@ fn state(j: &Journal) -> State {
 }
 
 fn is_magic_prefix(b: &[u8]) -> bool {
-    b"HKJ2".starts_with(b) || b"HKJ1".starts_with(b)
+    b"HKJ3".starts_with(b) || b"HKJ2".starts_with(b) || b"HKJ1".starts_with(b)
 }
 
 /// Replays records by the format's rules (see the module docs of
@@ -98,6 +100,7 @@ fn is_magic_prefix(b: &[u8]) -> bool {
 struct Model {
     live: std::collections::BTreeMap<u64, Message>,
     session: Vec<u8>,
+    key: Option<[u8; 32]>,
     acked: u64,
     received: u64,
     /// The highest ADD id so far.
@@ -125,10 +128,12 @@ impl Model {
             }
             JournalRecord::Session {
                 id,
+                key,
                 acked,
                 received,
             } => {
                 self.session = id;
+                self.key = key;
                 self.acked = acked;
                 self.received = received;
             }
@@ -144,6 +149,7 @@ impl Model {
     fn state(&self) -> State {
         (
             self.session.clone(),
+            self.key,
             self.acked,
             self.received,
             self.live.iter().map(|(id, m)| (*id, m.clone())).collect(),
@@ -155,7 +161,7 @@ impl Model {
 /// the state, or `None` when the file is refused.
 fn check_recover(file: &[u8]) -> Option<(Journal, usize, State)> {
     let refused = if file.len() >= 4 {
-        !matches!(&file[..4], b"HKJ1" | b"HKJ2")
+        !matches!(&file[..4], b"HKJ1" | b"HKJ2" | b"HKJ3")
     } else {
         !is_magic_prefix(file)
     };
@@ -174,6 +180,7 @@ fn check_recover(file: &[u8]) -> Option<(Journal, usize, State)> {
     // The records one by one, replayed by the format's rules.
     let mut model = Model::default();
     let v1 = file.len() >= 4 && &file[..4] == b"HKJ1";
+    let v2 = file.len() >= 4 && &file[..4] == b"HKJ2";
     if file.len() < 4 {
         assert_eq!(r.valid_len, 0, "a torn header is not valid");
     } else {
@@ -181,7 +188,8 @@ fn check_recover(file: &[u8]) -> Option<(Journal, usize, State)> {
         while let Some((rec, n)) = Journal::decode_record(&file[pos..]) {
             assert!(n >= 9 && pos + n <= file.len(), "record length {n}");
             let v1_record = matches!(rec, JournalRecord::Add { .. } | JournalRecord::Done { .. });
-            if (v1 && !v1_record) || !model.accepts(&rec) {
+            let keyed = matches!(rec, JournalRecord::Session { key: Some(_), .. });
+            if (v1 && !v1_record) || (v2 && keyed) || !model.accepts(&rec) {
                 break;
             }
             model.apply(rec);
@@ -194,7 +202,7 @@ fn check_recover(file: &[u8]) -> Option<(Journal, usize, State)> {
         model.state(),
         "recovered state differs from the records"
     );
-    assert_eq!(j.needs_upgrade(), v1, "needs_upgrade");
+    assert_eq!(j.needs_upgrade(), v1 || v2, "needs_upgrade");
     Some((j, r.valid_len, st))
 }
 
@@ -269,7 +277,7 @@ fuzz_target!(|data: &[u8]| {
                 };
                 j.done(id, &mut out);
             }
-            Op::Session(id) => j.session(&id, &mut out),
+            Op::Session(id, key) => j.session(&id, key.as_ref(), &mut out),
             Op::Acked { which, pick } => {
                 let id = match which % 4 {
                     0 => j.live().next().map(|(id, _)| id),

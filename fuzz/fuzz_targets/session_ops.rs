@@ -22,7 +22,8 @@
 //!
 //! Checked, always:
 //! * no panic; no timer left due after `handle_timeout(now)` (session or
-//!   store); a server never asks for `Connect`, a client never reports
+//!   store); a HELLO without a resume proof gets a new session (another
+//!   id), never `Busy` or a resumed one; a server never asks for `Connect`, a client never reports
 //!   `Hello`; `Connected { resumed: true }` names the session the client
 //!   was in; a connection refused as busy does not stay open;
 //! * `send` fails exactly as documented: on an open session `TooLarge`
@@ -307,28 +308,57 @@ fn ws_frame(opcode: u8, payload: &[u8], masked: bool) -> Vec<u8> {
 }
 
 /// An envelope of PROTOCOL.md section 2 with small numbers: `flags` bit 7
-/// keeps the flags byte raw (else only the defined bits, and version 1 in
-/// HELLO), bit 6 puts the client's session id in a greeting (else up to 64
-/// bytes of `data`); `num` is the sequence or `received`.
-fn envelope(kind: u8, flags: u8, num: u8, data: &[u8], sid: &[u8]) -> Vec<u8> {
+/// keeps the flags byte raw (else only the defined bits, and version 2 in
+/// HELLO — version 1 with bit 4), with the rest of `data` after the
+/// greeting's fixed part; bit 6 puts the client's session id in a greeting
+/// (else up to 64 bytes of `data`); bit 5 makes the HELLO's proof (or the
+/// WELCOME's key, with flag bit 1) the client's resume key (else 32 bytes
+/// of `data`, or none); `num` is the sequence or `received`.
+fn envelope(
+    kind: u8,
+    flags: u8,
+    num: u8,
+    data: &[u8],
+    sid: &[u8],
+    key: Option<&[u8; 32]>,
+) -> Vec<u8> {
     let num = u64::from(num).to_be_bytes();
     let raw = flags & 0x80 != 0;
-    let id = if flags & 0x40 != 0 {
-        sid
+    let (id, rest) = if flags & 0x40 != 0 {
+        (sid, data)
     } else {
-        &data[..data.len().min(64)]
+        data.split_at(data.len().min(64))
+    };
+    // A proof or key: the client's, or 32 bytes of `data` (if it has them).
+    let secret: Option<[u8; 32]> = if flags & 0x20 != 0 {
+        key.copied()
+    } else {
+        rest.get(..32).map(|k| k.try_into().expect("32 bytes"))
     };
     let mut e = Vec::new();
     match kind % 4 {
         0 | 1 => {
             let second = match (kind % 4, raw) {
                 (_, true) => flags,
-                (0, false) => 1,
-                _ => flags & 1,
+                (0, false) if flags & 0x10 != 0 => 1,
+                (0, false) => 2,
+                _ => flags & 3,
             };
             e.extend_from_slice(&[1 + kind % 4, second, id.len() as u8]);
             e.extend_from_slice(id);
             e.extend_from_slice(&num);
+            match (kind % 4, raw, secret) {
+                (_, true, _) => e.extend_from_slice(rest),
+                (0, false, _) if second == 1 => {}
+                (0, false, Some(p)) if !id.is_empty() => {
+                    e.push(32);
+                    e.extend_from_slice(&p);
+                }
+                (0, false, _) => e.push(0),
+                (_, false, Some(k)) if second & 2 != 0 => e.extend_from_slice(&k),
+                // A WELCOME whose key flag has no key: truncated.
+                (_, false, _) => {}
+            }
         }
         2 => {
             e.extend_from_slice(&[0x03, if raw { flags } else { flags & 3 }]);
@@ -490,7 +520,7 @@ impl Harness {
         store_cfg.ttl = ms(1 + u64::from(fc.store_ttl_ms));
         store_cfg.max_sessions = 1 + usize::from(fc.store_max_sessions % 4);
         store_cfg.max_bytes = 16 + usize::from(fc.store_max_bytes % 2048);
-        let store = SessionStore::new(store_cfg.clone(), Some(seed32(fc.seed, 3)));
+        let store = SessionStore::new(store_cfg.clone(), seed32(fc.seed, 3));
         let request = ClientRequest::new("ws://fuzz.example/session").expect("valid url");
         let client = Session::client(request, ccfg.clone(), start);
         let mut h = Self {
@@ -990,9 +1020,21 @@ impl Harness {
     /// Returns true once the session ended (`Closed`).
     fn on_server_event(&mut self, end: &mut ServerEnd, e: SessionEvent) -> bool {
         match e {
-            SessionEvent::Hello { session } => {
-                match self.store.open(&session, self.now) {
-                    Ok((state, resumed)) => end.s.attach(state, resumed),
+            SessionEvent::Hello { session, proof } => {
+                let proven = proof.is_some();
+                match self.store.open(&session, proof.as_ref(), self.now) {
+                    Ok((state, resumed)) => {
+                        // Issue #14: an id alone reaches no session.
+                        assert!(
+                            proven || (!resumed && (session.is_empty() || state.id() != session)),
+                            "a HELLO without a proof got session {:?} (resumed: {resumed})",
+                            state.id()
+                        );
+                        end.s.attach(state, resumed);
+                    }
+                    Err(SessionError::Busy) if !proven => {
+                        panic!("Busy for a HELLO without a proof")
+                    }
                     Err(SessionError::Busy) => {
                         end.s.refuse_busy();
                         assert!(
@@ -1489,7 +1531,8 @@ impl Harness {
             } => {
                 if let Some(li) = self.pick_link(link) {
                     data.truncate(MAX_INJECT);
-                    let e = envelope(kind, flags, num, &data, &self.client_sid);
+                    let key = self.client.resume_key().map(|k| *k.as_bytes());
+                    let e = envelope(kind, flags, num, &data, &self.client_sid, key.as_ref());
                     self.inject(li, to_server, false, &e);
                 }
             }

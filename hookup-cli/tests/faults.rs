@@ -30,7 +30,7 @@ use hookup_proto::Message;
 use hookup_proto::reliable::Journal;
 
 use proxy::{Fate, Proxy};
-use rawws::{Ending, OP_CLOSE, OP_TEXT, RawWs, ack, data, hello};
+use rawws::{Ending, OP_CLOSE, OP_TEXT, RawWs, ack, data, hello, hello_with};
 use support::{
     Scratch, check_boundary, connect, free_port, local, numbered, runs, seed, serve, serve_with,
     sink_count, sink_lines, sink_numbers, wait_sink_quiet, wait_until,
@@ -602,9 +602,9 @@ fn bad_envelopes_close_with_1002_and_the_server_lives_on() {
             h.push(0);
             ws.send_binary(&h);
         }),
-        ("HELLO of version 2", |ws| {
+        ("HELLO of version 3", |ws| {
             let mut h = hello(b"", 0);
-            h[1] = 2;
+            h[1] = 3;
             ws.send_binary(&h);
         }),
         ("a text message", |ws| ws.send_frame(OP_TEXT, b"hello")),
@@ -667,6 +667,7 @@ fn unknown_session_gets_a_new_one_and_resume_works() {
     assert_ne!(w.id, b"no-such-session");
     assert!((1..=64).contains(&w.id.len()));
     assert_eq!(w.received, 0);
+    let key = w.key.expect("WELCOME(new) carries the resume key");
     let id = w.id;
 
     ws.send_binary(&data(TEXT | ACK_NOW, 1, b"resume 1"));
@@ -699,7 +700,7 @@ fn unknown_session_gets_a_new_one_and_resume_works() {
     let (mut ws, w) = loop {
         attempts += 1;
         let mut ws = RawWs::connect(port);
-        ws.send_binary(&hello(&id, 0));
+        ws.send_binary(&hello_with(&id, 0, Some(&key)));
         match ws.recv() {
             Some((0x2, m)) => break (ws, rawws::parse_welcome(&m)),
             Some((OP_CLOSE, p)) if p.starts_with(&4013u16.to_be_bytes()) && attempts < 100 => {
@@ -726,8 +727,9 @@ fn unknown_session_gets_a_new_one_and_resume_works() {
     assert_eq!(sink_lines(&sink), ["resume 1", "resume 2"]);
 }
 
-/// PROTOCOL.md §3: a HELLO for a session attached to another live
-/// connection is refused at once with 4013; the live one goes on.
+/// PROTOCOL.md §3: a HELLO that proves ownership (the resume key) of a
+/// session attached to another live connection is refused at once with
+/// 4013; the live one goes on.
 #[test]
 fn busy_session_is_refused_with_4013() {
     let scratch = Scratch::new("busy");
@@ -738,7 +740,7 @@ fn busy_session_is_refused_with_4013() {
     let mut live = RawWs::connect(port);
     let w = live.hello(b"", 0);
     let mut second = RawWs::connect(port);
-    second.send_binary(&hello(&w.id, 0));
+    second.send_binary(&hello_with(&w.id, 0, w.key.as_ref()));
     let (ending, _) = second.until_close();
     assert!(
         matches!(ending, Ending::Close(4013, _)),
@@ -750,4 +752,69 @@ fn busy_session_is_refused_with_4013() {
         acked = live.recv_data() == ack(1);
     }
     assert_eq!(sink_lines(&sink), ["busy 1"]);
+}
+
+/// Issue #14: a session cannot be taken over by its id. A second client
+/// that presents the owner's session id without its resume key (none, or
+/// a wrong one) gets WELCOME(new) with another id — not 4013, not the
+/// owner's unacknowledged messages — and what it sends is its own; the
+/// owner's connection goes on and its messages arrive.
+#[test]
+fn a_session_id_without_its_key_gets_a_new_session() {
+    let scratch = Scratch::new("thief");
+    let sink = scratch.path("sink.txt");
+    let port = free_port();
+    let mut server = serve(&scratch, port, &sink, "thief");
+
+    let mut owner = RawWs::connect(port);
+    let w = owner.hello(b"", 0);
+    assert!(!w.resumed && w.key.is_some(), "{w:?}");
+    // The owner's message; its echo stays unacknowledged in the session.
+    owner.send_binary(&data(TEXT | ACK_NOW, 1, b"owner 1"));
+    let (mut acked, mut echoed) = (false, false);
+    while !(acked && echoed) {
+        let m = owner.recv_data();
+        acked |= m == ack(1);
+        echoed |= m == data(TEXT, 1, b"owner 1");
+    }
+    let wrong = [0x5A; 32];
+    for (n, proof) in [None, Some(&wrong)].into_iter().enumerate() {
+        let mut thief = RawWs::connect(port);
+        let t = thief.hello_with(&w.id, 0, proof);
+        assert!(!t.resumed, "the thief resumed the owner's session: {t:?}");
+        assert_ne!(t.id, w.id, "the thief got the owner's id");
+        assert!(t.key.is_some() && t.key != w.key);
+        assert_eq!(t.received, 0);
+        // Whatever the thief is sent now is its own: the ACK and echo of
+        // its message, and nothing of the owner's before them.
+        let mine = format!("thief {n}");
+        thief.send_binary(&data(TEXT | ACK_NOW, 1, mine.as_bytes()));
+        let (mut acked, mut echoed) = (false, false);
+        while !(acked && echoed) {
+            let m = thief.recv_data();
+            if m == ack(1) {
+                acked = true;
+            } else if m == data(TEXT, 1, mine.as_bytes()) {
+                echoed = true;
+            } else {
+                panic!("the thief got {m:?}");
+            }
+        }
+    }
+    // The owner's connection goes on.
+    owner.send_binary(&data(TEXT | ACK_NOW, 2, b"owner 2"));
+    let mut acked = false;
+    while !acked {
+        let m = owner.recv_data();
+        assert!(m[0] == 0x03 || m[0] == 0x04, "owner got {m:?}");
+        acked = m == ack(2);
+    }
+    let mut lines = sink_lines(&sink);
+    lines.sort();
+    assert_eq!(lines, ["owner 1", "owner 2", "thief 0", "thief 1"]);
+    assert!(
+        server.try_status().is_none(),
+        "the server died:\n{}",
+        server.stderr_tail()
+    );
 }

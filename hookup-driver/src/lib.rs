@@ -32,6 +32,7 @@
 mod client;
 mod conn;
 mod drive;
+mod entropy;
 mod error;
 mod message;
 mod mux;

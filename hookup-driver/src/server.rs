@@ -58,7 +58,7 @@ where
     R: Transport<S>,
     F: FnOnce(&Request) -> std::result::Result<Accept, HttpResponse>,
 {
-    let conn = Connection::server(config.proto.clone(), R::now());
+    let conn = Connection::server(crate::entropy::seeded(&config.proto), R::now());
     let mut core = Core::<S, R>::new(conn, io, config);
     let Event::Request(request) = poll_fn(|cx| core.poll_handshake(cx)).await? else {
         return Err(Error::Handshake(hookup_proto::HandshakeError::Malformed(

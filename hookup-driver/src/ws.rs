@@ -202,7 +202,7 @@ pub async fn client_handshake<S, R: Transport<S>>(
     request: &hookup_proto::ClientRequest,
     config: &Config,
 ) -> Result<(WebSocket<S, R>, Response)> {
-    let conn = Connection::client(request, config.proto.clone(), R::now());
+    let conn = Connection::client(request, crate::entropy::seeded(&config.proto), R::now());
     let mut core = Core::new(conn, io, config);
     match poll_fn(|cx| core.poll_handshake(cx)).await? {
         Event::Connected(r) => {

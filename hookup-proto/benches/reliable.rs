@@ -82,7 +82,7 @@ impl SessionPair {
         let mut pair = Self {
             client,
             server,
-            store: SessionStore::new(StoreConfig::default(), Some([9; 32])),
+            store: SessionStore::new(StoreConfig::default(), [9; 32]),
             buf,
             now,
         };
@@ -109,8 +109,11 @@ impl SessionPair {
                     black_box(m);
                     delivered += 1;
                 }
-                SessionEvent::Hello { session } => {
-                    let (state, resumed) = self.store.open(&session, now).expect("store");
+                SessionEvent::Hello { session, proof } => {
+                    let (state, resumed) = self
+                        .store
+                        .open(&session, proof.as_ref(), now)
+                        .expect("store");
                     self.server.attach(state, resumed);
                 }
                 _ => {}

@@ -40,8 +40,14 @@ pub struct Config {
     /// Time to wait for the peer's close frame after sending ours, and (for
     /// a client) for the server to close the transport afterwards (default 5 s).
     pub close_timeout: Duration,
-    /// Seed for masking keys and handshake nonces. `None` seeds from the
-    /// standard library's random hash keys; `Some` makes runs reproducible.
+    /// Seed of the ChaCha20 generator of masking keys and handshake nonces
+    /// (and, in a reliable [`Session`](crate::reliable::Session), of the
+    /// seeds of its connections and its reconnect jitter). `Some` makes runs
+    /// reproducible; give 32 bytes from the operating system otherwise
+    /// (`hookup-driver` always does when this is `None`). `None` here falls
+    /// back to a seed derived from the standard library's random hash keys,
+    /// which std does not promise to be unpredictable: not for production
+    /// use (RFC 6455 §10.3 requires unpredictable masking keys).
     pub rng_seed: Option<[u8; 32]>,
     /// Payloads of at least this many bytes, sent as owned [`bytes::Bytes`]
     /// by a server, are queued as their own output segment (for vectored

@@ -29,6 +29,9 @@ pub enum ProtocolError {
     ControlFrameTooLong,
     /// A 64-bit payload length with its most significant bit set.
     InvalidLength,
+    /// A payload length not in its shortest encoding (RFC 6455 §5.2: a
+    /// 16-bit length below 126, or a 64-bit length that fits in 16 bits).
+    NonMinimalLength,
     /// A client frame that was not masked.
     UnmaskedFrame,
     /// A server frame that was masked.
@@ -84,6 +87,7 @@ impl fmt::Display for ProtocolError {
             Self::FragmentedControlFrame => f.write_str("fragmented control frame"),
             Self::ControlFrameTooLong => f.write_str("control frame payload longer than 125 bytes"),
             Self::InvalidLength => f.write_str("64-bit payload length with the high bit set"),
+            Self::NonMinimalLength => f.write_str("payload length not in its shortest encoding"),
             Self::UnmaskedFrame => f.write_str("client frame is not masked"),
             Self::MaskedFrame => f.write_str("server frame is masked"),
             Self::UnexpectedContinuation => {

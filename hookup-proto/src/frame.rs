@@ -77,8 +77,9 @@ impl FrameHeader {
     /// `Ok(None)` means more bytes are needed (not an error). `Ok(Some((h, n)))`
     /// gives the header and its length `n`. Errors are the peer's protocol
     /// violations that can be seen in the header alone: reserved opcodes,
-    /// fragmented or oversized control frames and a 64-bit length with its
-    /// high bit set. RSV bits and masking are checked by the connection, which
+    /// fragmented or oversized control frames, a 64-bit length with its
+    /// high bit set, and a length not in its shortest encoding (RFC 6455
+    /// §5.2: "the minimal number of bytes MUST be used"). RSV bits and masking are checked by the connection, which
     /// knows the role and the negotiated extensions.
     #[inline]
     pub fn decode(buf: &[u8]) -> Result<Option<(Self, usize)>, ProtocolError> {
@@ -103,7 +104,11 @@ impl FrameHeader {
                 let Some(b) = buf.get(2..4) else {
                     return Ok(None);
                 };
-                (u64::from(u16::from_be_bytes([b[0], b[1]])), 4)
+                let len = u16::from_be_bytes([b[0], b[1]]);
+                if len < 126 {
+                    return Err(ProtocolError::NonMinimalLength);
+                }
+                (u64::from(len), 4)
             }
             127 => {
                 let Some(b) = buf.get(2..10) else {
@@ -114,6 +119,9 @@ impl FrameHeader {
                 let len = u64::from_be_bytes(w);
                 if len >> 63 != 0 {
                     return Err(ProtocolError::InvalidLength);
+                }
+                if len <= 0xFFFF {
+                    return Err(ProtocolError::NonMinimalLength);
                 }
                 (len, 10)
             }
@@ -242,5 +250,30 @@ mod tests {
         let mut big = vec![0x82, 127];
         big.extend_from_slice(&u64::MAX.to_be_bytes());
         assert_eq!(FrameHeader::decode(&big), Err(ProtocolError::InvalidLength));
+    }
+
+    #[test]
+    fn rejects_non_minimal_lengths() {
+        for len in [0u16, 1, 125] {
+            let mut h = vec![0x82, 126];
+            h.extend_from_slice(&len.to_be_bytes());
+            assert_eq!(
+                FrameHeader::decode(&h),
+                Err(ProtocolError::NonMinimalLength)
+            );
+        }
+        for len in [0u64, 125, 126, 0xFFFF] {
+            let mut h = vec![0x82, 127];
+            h.extend_from_slice(&len.to_be_bytes());
+            assert_eq!(
+                FrameHeader::decode(&h),
+                Err(ProtocolError::NonMinimalLength)
+            );
+        }
+        // The shortest encodings of the boundary values still decode.
+        assert!(FrameHeader::decode(&[0x82, 126, 0, 126]).unwrap().is_some());
+        let mut h = vec![0x82, 127];
+        h.extend_from_slice(&0x1_0000u64.to_be_bytes());
+        assert!(FrameHeader::decode(&h).unwrap().is_some());
     }
 }

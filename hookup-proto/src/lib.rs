@@ -11,8 +11,10 @@
 //!   caller moves bytes between a [`Connection`] and its transport.
 //! * **No clock.** Every `Instant` is passed in (`handle_*(now)`, `close(now, ..)`,
 //!   `send_ping(now, ..)`); time only moves forward. Tests run on a fake clock.
-//! * **Seedable randomness.** Masking keys and handshake nonces come from
-//!   [`Config::rng_seed`] when set, so runs are reproducible.
+//! * **Seeded randomness.** Masking keys and handshake nonces come from a
+//!   ChaCha20 CSPRNG seeded with [`Config::rng_seed`]: 32 bytes from the
+//!   OS in production (the drivers fill it in), a fixed seed for
+//!   reproducible runs. The core never reads OS entropy itself.
 //! * **Caller-owned buffers.** Read straight into [`Connection::read_buf`]
 //!   (frames are unmasked in place and delivered as [`bytes::Bytes`] views
 //!   of it); take output with [`Connection::poll_transmit`] into your own

@@ -1,37 +1,51 @@
-//! A small seedable random source for masking keys and handshake nonces.
+//! The core's random source: masking keys, `Sec-WebSocket-Key` nonces,
+//! session ids, resume secrets and reconnect jitter.
 //!
-//! The core never reads an OS entropy source on its own: a seed comes from
-//! [`Config::rng_seed`](crate::Config::rng_seed) (deterministic runs) or, when
-//! none is given, from the standard library's per-process hash keys
-//! ([`std::collections::hash_map::RandomState`]), which the adapters may
-//! override with a seed from the operating system.
+//! It is ChaCha20 used as a CSPRNG (`chacha20::ChaCha20Rng`, RustCrypto),
+//! seeded with 32 bytes. The core never reads an OS entropy source on its
+//! own (it is sans-IO): the seed comes from the caller.
+//!
+//! * [`Config::rng_seed`](crate::Config::rng_seed): `hookup-driver` (and so
+//!   `hookup-tokio` and `hookup-async-std`) always fills it from the
+//!   operating system (`getrandom`) when it is not set; tests set it for
+//!   deterministic runs.
+//! * When a user of `hookup-proto` alone leaves it unset, the fallback is
+//!   a seed derived from the standard library's per-process hash keys
+//!   ([`std::collections::hash_map::RandomState`]): std draws those from
+//!   the OS on the usual platforms but does not promise it, so this
+//!   fallback is documented as unfit where unpredictability matters
+//!   (masking keys, RFC 6455 §10.3): set a seed from the OS.
+//! * A [`SessionStore`](crate::reliable::SessionStore), which mints
+//!   session ids and resume secrets, takes its seed as a required argument:
+//!   there is no fallback for what protects session ownership.
 
 use std::hash::{BuildHasher, Hasher};
 
-/// xoshiro256++ (Blackman & Vigna), seeded through SplitMix64.
-#[derive(Clone, Debug)]
+use chacha20::ChaCha20Rng;
+use chacha20::rand_core::{Rng as _, SeedableRng as _};
+
+/// ChaCha20 as a random generator, from a 32-byte seed.
 pub(crate) struct Rng {
-    s: [u64; 4],
+    inner: ChaCha20Rng,
+}
+
+/// The state is not shown: it predicts every later key and secret.
+impl std::fmt::Debug for Rng {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Rng(..)")
+    }
 }
 
 impl Rng {
     /// A generator from a 32-byte seed.
     pub(crate) fn from_seed(seed: [u8; 32]) -> Self {
-        let mut sm = 0u64;
-        let mut s = [0u64; 4];
-        for (i, chunk) in seed.chunks_exact(8).enumerate() {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(chunk);
-            sm ^= u64::from_le_bytes(w);
-            s[i] = splitmix(&mut sm);
+        Self {
+            inner: ChaCha20Rng::from_seed(seed),
         }
-        if s == [0; 4] {
-            s[0] = 0x9E37_79B9_7F4A_7C15;
-        }
-        Self { s }
     }
 
-    /// A generator seeded from the standard library's random hash keys.
+    /// The documented fallback when no seed is given: a seed from the
+    /// standard library's random hash keys (see the module docs).
     pub(crate) fn from_std() -> Self {
         let mut seed = [0u8; 32];
         for (i, chunk) in seed.chunks_exact_mut(8).enumerate() {
@@ -43,23 +57,11 @@ impl Rng {
     }
 
     pub(crate) fn next_u64(&mut self) -> u64 {
-        let s = &mut self.s;
-        let result = s[0].wrapping_add(s[3]).rotate_left(23).wrapping_add(s[0]);
-        let t = s[1] << 17;
-        s[2] ^= s[0];
-        s[3] ^= s[1];
-        s[1] ^= s[2];
-        s[0] ^= s[3];
-        s[2] ^= t;
-        s[3] = s[3].rotate_left(45);
-        result
+        self.inner.next_u64()
     }
 
     pub(crate) fn fill(&mut self, out: &mut [u8]) {
-        for chunk in out.chunks_mut(8) {
-            let v = self.next_u64().to_le_bytes();
-            chunk.copy_from_slice(&v[..chunk.len()]);
-        }
+        self.inner.fill_bytes(out);
     }
 
     /// A uniformly distributed value in `0..=bound`.
@@ -71,14 +73,6 @@ impl Rng {
         // Multiply-shift; bias is below 2^-64 * bound, irrelevant for jitter.
         ((u128::from(self.next_u64()) * (u128::from(bound) + 1)) >> 64) as u64
     }
-}
-
-fn splitmix(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
 
 #[cfg(test)]
@@ -95,6 +89,23 @@ mod tests {
         let zs: Vec<u64> = (0..8).map(|_| c.next_u64()).collect();
         assert_eq!(xs, ys);
         assert_ne!(xs, zs);
+    }
+
+    /// The generator is ChaCha20 (RFC 8439 block function, counter and
+    /// nonce 0): the all-zero key gives the keystream of RFC 8439 A.1
+    /// test vector #1. xoshiro256++ does not.
+    #[test]
+    fn is_chacha20() {
+        let mut r = Rng::from_seed([0; 32]);
+        let mut out = [0u8; 16];
+        r.fill(&mut out);
+        assert_eq!(
+            out,
+            [
+                0x76, 0xb8, 0xe0, 0xad, 0xa0, 0xf1, 0x3d, 0x90, 0x40, 0x5d, 0x6a, 0xe5, 0x53, 0x86,
+                0xbd, 0x28
+            ]
+        );
     }
 
     #[test]

@@ -284,6 +284,39 @@ fn huge_64_bit_lengths() {
     }
 }
 
+/// A payload length must use the fewest bytes (RFC 6455 §5.2): a 16-bit
+/// length below 126 or a 64-bit length up to 0xFFFF is closed with 1002,
+/// for data and control frames, in both roles.
+#[test]
+fn non_minimal_lengths() {
+    let frame = |role: Role, opcode: u8, len7: u8, ext: &[u8]| {
+        let mut f = vec![0x80 | opcode];
+        let masked = role == Role::Server;
+        f.push(if masked { 0x80 } else { 0 } | len7);
+        f.extend_from_slice(ext);
+        if masked {
+            f.extend_from_slice(&KEY);
+        }
+        f
+    };
+    for len in [0u16, 5, 125] {
+        both_roles(
+            |r| frame(r, 0x2, 126, &len.to_be_bytes()),
+            ProtocolError::NonMinimalLength,
+        );
+    }
+    for len in [0u64, 125, 126, 0xFFFF] {
+        both_roles(
+            |r| frame(r, 0x1, 127, &len.to_be_bytes()),
+            ProtocolError::NonMinimalLength,
+        );
+    }
+    assert_eq!(
+        ProtocolError::NonMinimalLength.close_code(),
+        CloseCode::PROTOCOL_ERROR
+    );
+}
+
 /// Invalid UTF-8 fails as soon as the bad bytes arrive, before the frame is
 /// complete: the peer sees our close 1007 before it has sent the rest.
 #[test]

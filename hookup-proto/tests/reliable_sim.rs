@@ -13,9 +13,9 @@ use harness::{Bad, Knobs, Rng as SimRng, Sim, sim_config, small_outbox, ws_frame
 use proptest::prelude::*;
 
 use hookup_proto::reliable::{
-    Action, DropReason, Journal, JournalError, MessageId, Outcome, Overflow, Reconnect,
+    Action, DropReason, Journal, JournalError, MessageId, Outcome, Overflow, Reconnect, ResumeKey,
     SUBPROTOCOL, SendError, Session, SessionConfig, SessionError, SessionEvent, SessionState,
-    SessionStore, StoreConfig,
+    SessionStore, StoreConfig, wire,
 };
 use hookup_proto::{Accept, ClientRequest, Config, Connection, Event, Message, Role};
 
@@ -307,10 +307,23 @@ fn quiet_sim(
     sim
 }
 
+/// HELLO version 2, without a proof.
 fn hello(id: &[u8], received: u64) -> Vec<u8> {
-    let mut h = vec![0x01, 1, id.len() as u8];
+    hello_with(id, received, None)
+}
+
+/// HELLO version 2, with the session's resume key as proof.
+fn hello_with(id: &[u8], received: u64, proof: Option<&ResumeKey>) -> Vec<u8> {
+    let mut h = vec![0x01, 2, id.len() as u8];
     h.extend_from_slice(id);
     h.extend_from_slice(&received.to_be_bytes());
+    match proof {
+        Some(p) => {
+            h.push(32);
+            h.extend_from_slice(p.as_bytes());
+        }
+        None => h.push(0),
+    }
     h
 }
 
@@ -373,11 +386,11 @@ fn hello_in_the_same_chunk_as_the_request_is_not_lost() {
     let mut s = Session::server(conn, SessionConfig::default(), now);
     let evs = events(&mut s);
     assert!(
-        matches!(evs.as_slice(), [SessionEvent::Hello { session }] if session.is_empty()),
+        matches!(evs.as_slice(), [SessionEvent::Hello { session, proof: None }] if session.is_empty()),
         "{evs:?}"
     );
-    let mut store = SessionStore::new(StoreConfig::default(), Some([1; 32]));
-    let (state, resumed) = store.open(b"", now).unwrap();
+    let mut store = SessionStore::new(StoreConfig::default(), [1; 32]);
+    let (state, resumed) = store.open(b"", None, now).unwrap();
     let id = state.id().to_vec();
     s.attach(state, resumed);
     let evs = events(&mut s);
@@ -888,8 +901,8 @@ fn server_send_before_attach_is_refused() {
         s.send(now, Message::text("x"), None),
         Err(SendError::Closed)
     );
-    let mut store = SessionStore::new(StoreConfig::default(), Some([2; 32]));
-    let (state, resumed) = store.open(b"", now).unwrap();
+    let mut store = SessionStore::new(StoreConfig::default(), [2; 32]);
+    let (state, resumed) = store.open(b"", None, now).unwrap();
     s.attach(state, resumed);
     assert!(s.send(now, Message::text("x"), None).is_ok());
 }
@@ -901,12 +914,13 @@ fn server_send_before_attach_is_refused() {
 #[test]
 fn attach_after_the_connection_ended_keeps_the_state() {
     let now = Instant::now();
-    let mut store = SessionStore::new(StoreConfig::default(), Some([3; 32]));
+    let mut store = SessionStore::new(StoreConfig::default(), [3; 32]);
     // A session with a message for its client, parked.
     let mut s = server_session(now, &ws_frame(2, &hello(b"", 0), true));
     let _ = events(&mut s);
-    let (state, resumed) = store.open(b"", now).unwrap();
+    let (state, resumed) = store.open(b"", None, now).unwrap();
     let id = state.id().to_vec();
+    let key = state.resume_key().expect("a new session's key").clone();
     s.attach(state, resumed);
     let sent = s
         .send(
@@ -919,15 +933,15 @@ fn attach_after_the_connection_ended_keeps_the_state() {
     let _ = events(&mut s);
     store.park(s.take_state().unwrap(), now);
     // The client comes back; the connection ends in the same read.
-    let mut s = server_session(now, &ws_frame(2, &hello(&id, 0), true));
+    let mut s = server_session(now, &ws_frame(2, &hello_with(&id, 0, Some(&key)), true));
     s.handle_eof(now);
     let evs = events(&mut s);
     assert!(
-        matches!(evs.first(), Some(SessionEvent::Hello { session }) if *session == id),
+        matches!(evs.first(), Some(SessionEvent::Hello { session, proof: Some(_) }) if *session == id),
         "{evs:?}"
     );
     assert!(matches!(evs.last(), Some(SessionEvent::Closed)), "{evs:?}");
-    let (state, resumed) = store.open(&id, now).unwrap();
+    let (state, resumed) = store.open(&id, Some(&key), now).unwrap();
     assert!(resumed);
     s.attach(state, resumed);
     s.refuse_busy();
@@ -937,9 +951,9 @@ fn attach_after_the_connection_ended_keeps_the_state() {
     store.park(state, now);
     assert_eq!((store.parked(), store.attached()), (1, 0));
     // And the next connection resumes it, with the message replayed.
-    let mut s = server_session(now, &ws_frame(2, &hello(&id, 0), true));
+    let mut s = server_session(now, &ws_frame(2, &hello_with(&id, 0, Some(&key)), true));
     let _ = events(&mut s);
-    let (state, resumed) = store.open(&id, now).expect("not busy");
+    let (state, resumed) = store.open(&id, Some(&key), now).expect("not busy");
     assert!(resumed);
     s.attach(state, resumed);
     let mut out = Vec::new();
@@ -997,11 +1011,12 @@ fn messages_read_but_not_taken_are_replayed_after_resume() {
     for k in 0..=N {
         for ack_now in [false, true] {
             let mut now = Instant::now();
-            let mut store = SessionStore::new(StoreConfig::default(), Some([7; 32]));
+            let mut store = SessionStore::new(StoreConfig::default(), [7; 32]);
             let mut s = server_session(now, &ws_frame(2, &hello(b"", 0), true));
             let _ = events(&mut s);
-            let (state, resumed) = store.open(b"", now).unwrap();
+            let (state, resumed) = store.open(b"", None, now).unwrap();
             let id = state.id().to_vec();
+            let key = state.resume_key().expect("a new session's key").clone();
             s.attach(state, resumed);
             let _ = events(&mut s);
             let mut out = Vec::new();
@@ -1041,9 +1056,9 @@ fn messages_read_but_not_taken_are_replayed_after_resume() {
             drop(s);
 
             // The client resumes, having received nothing.
-            let mut s = server_session(now, &ws_frame(2, &hello(&id, 0), true));
+            let mut s = server_session(now, &ws_frame(2, &hello_with(&id, 0, Some(&key)), true));
             let _ = events(&mut s);
-            let (state, resumed) = store.open(&id, now).unwrap();
+            let (state, resumed) = store.open(&id, Some(&key), now).unwrap();
             assert!(resumed);
             s.attach(state, resumed);
             let evs = events(&mut s);
@@ -1146,8 +1161,8 @@ fn connect_pair_events(
             s.handle_input(now, &a);
         }
         while let Some(e) = s.poll_event() {
-            if let SessionEvent::Hello { session } = e {
-                let (state, resumed) = store.open(&session, now).unwrap();
+            if let SessionEvent::Hello { session, proof } = e {
+                let (state, resumed) = store.open(&session, proof.as_ref(), now).unwrap();
                 s.attach(state, resumed);
             } else {
                 events.push(e);
@@ -1167,7 +1182,7 @@ fn connect_pair_events(
 #[test]
 fn client_hello_reports_only_what_the_application_took() {
     let now = Instant::now();
-    let mut store = SessionStore::new(StoreConfig::default(), Some([9; 32]));
+    let mut store = SessionStore::new(StoreConfig::default(), [9; 32]);
     let request = ClientRequest::new("ws://sim/x").unwrap();
     let mut c = Session::client(request, SessionConfig::default(), now);
     let (mut s, _) = connect_pair(&mut c, &mut store, now);
@@ -1203,11 +1218,14 @@ fn client_hello_reports_only_what_the_application_took() {
         .into_iter()
         .find(|p| p.first() == Some(&0x01))
         .expect("HELLO");
-    assert_eq!(
-        hello[hello.len() - 8..],
-        1u64.to_be_bytes(),
-        "HELLO received"
-    );
+    let Ok(wire::Envelope::Hello {
+        received, proof, ..
+    }) = wire::Envelope::decode(&hello)
+    else {
+        panic!("not a HELLO: {hello:?}")
+    };
+    assert_eq!(received, 1, "HELLO received");
+    assert!(proof.is_some(), "HELLO proves the session");
     assert_eq!(s.id(), id.as_slice());
     // The rest comes from the queue, once (the replays are duplicates).
     got.extend(
@@ -1236,13 +1254,13 @@ fn store_bounds_expiry_and_outcomes() {
     config.max_sessions = 3;
     config.max_bytes = 1000;
     config.ttl = Duration::from_secs(60);
-    let mut store = SessionStore::new(config, Some([4; 32]));
+    let mut store = SessionStore::new(config, [4; 32]);
     // Parks a session holding one message of `size` bytes (with an ack
     // deadline of `deadline`) and one without deadline.
     let park = |store: &mut SessionStore, at: Instant, size: usize, deadline: Duration| {
         let mut s = server_session(at, &ws_frame(2, &hello(b"", 0), true));
         let _ = events(&mut s);
-        let (state, resumed) = store.open(b"", at).unwrap();
+        let (state, resumed) = store.open(b"", None, at).unwrap();
         s.attach(state, resumed);
         let a = s
             .send(at, Message::binary(vec![1u8; size]), Some(deadline))
@@ -1288,7 +1306,7 @@ fn store_bounds_expiry_and_outcomes() {
     );
     // The ack deadline of a parked message fires on time (the store's
     // timer), then the TTL reaps.
-    let mut store2 = SessionStore::new(StoreConfig::default(), Some([5; 32]));
+    let mut store2 = SessionStore::new(StoreConfig::default(), [5; 32]);
     let p = park(&mut store2, t0, 10, 5 * sec);
     assert_eq!(store2.poll_timeout(), Some(t0 + 5 * sec));
     store2.handle_timeout(t0 + 5 * sec);
@@ -1314,7 +1332,7 @@ fn store_bounds_expiry_and_outcomes() {
     // Releasing reports what is left as dropped (shutdown).
     let mut s = server_session(t0, &ws_frame(2, &hello(b"", 0), true));
     let _ = events(&mut s);
-    let (state, resumed) = store.open(b"", t0).unwrap();
+    let (state, resumed) = store.open(b"", None, t0).unwrap();
     s.attach(state, resumed);
     let m = s.send(t0, Message::text("x"), Some(sec)).unwrap();
     s.handle_eof(t0);
@@ -1569,8 +1587,8 @@ fn oversized_message_is_refused_and_tiny_windows_progress() {
 fn ack_deadline_beyond_instant_never_fires() {
     let now = Instant::now();
     let mut s = server_session(now, &ws_frame(2, &hello(b"", 0), true));
-    let mut store = SessionStore::new(big_store(), Some([1; 32]));
-    let (state, resumed) = store.open(b"", now).expect("new session");
+    let mut store = SessionStore::new(big_store(), [1; 32]);
+    let (state, resumed) = store.open(b"", None, now).expect("new session");
     s.attach(state, resumed);
     assert!(s.is_established());
     let id = s
@@ -1588,7 +1606,7 @@ fn ack_deadline_beyond_instant_never_fires() {
 #[test]
 fn write_blocked_at_the_window_only_while_connected() {
     let now = Instant::now();
-    let mut store = SessionStore::new(StoreConfig::default(), Some([9; 32]));
+    let mut store = SessionStore::new(StoreConfig::default(), [9; 32]);
     let mut cfg = SessionConfig::default();
     cfg.write_window = 4096;
     let mut c = Session::client(ClientRequest::new("ws://sim/x").unwrap(), cfg, now);
@@ -1632,11 +1650,12 @@ fn write_blocked_at_the_window_only_while_connected() {
 #[test]
 fn restored_client_whose_journal_lags_behind_the_acks_sends_nothing_twice() {
     let now = Instant::now();
-    let mut store = SessionStore::new(StoreConfig::default(), Some([9; 32]));
+    let mut store = SessionStore::new(StoreConfig::default(), [9; 32]);
     let request = ClientRequest::new("ws://sim/x").unwrap();
     let mut c = Session::client(request.clone(), SessionConfig::default(), now);
     let (mut s, _) = connect_pair(&mut c, &mut store, now);
     let id = s.id().to_vec();
+    let key = c.resume_key().expect("the client has the key").clone();
     for i in 1..=10 {
         c.send(now, Message::text(format!("m{i}")), None).unwrap();
     }
@@ -1667,7 +1686,7 @@ fn restored_client_whose_journal_lags_behind_the_acks_sends_nothing_twice() {
     let requeued: Vec<_> = (4..=10)
         .map(|i| r.send(now, Message::text(format!("m{i}")), None).unwrap())
         .collect();
-    r.restore(&id, 3, 0);
+    r.restore(&id, &key, 3, 0);
     let (s, from_client, events) = connect_pair_events(&mut r, &mut store, now);
     assert_eq!(s.id(), id.as_slice(), "resumed");
     assert!(
@@ -1740,16 +1759,17 @@ fn errors_of(evs: &[SessionEvent]) -> Vec<SessionError> {
 #[test]
 fn a_server_session_the_client_contradicts_starts_over() {
     let now = Instant::now();
-    let mut store = SessionStore::new(StoreConfig::default(), Some([9; 32]));
+    let mut store = SessionStore::new(StoreConfig::default(), [9; 32]);
     let id = b"journal-lost-adds".to_vec();
+    let key = ResumeKey::from_bytes([3; 32]);
     // What the server's journal kept: the session, nothing sent.
-    let (state, _) = SessionState::restore(id.clone(), 0, 0, []);
+    let (state, _) = SessionState::restore(id.clone(), key.digest(), 0, 0, []);
     store.park(state, now);
     let request = ClientRequest::new("ws://sim/x").unwrap();
     let mut c = Session::client(request, SessionConfig::default(), now);
     let m = c.send(now, Message::text("hello"), None).unwrap();
     // The client's journal: it had received 5 messages of that session.
-    c.restore(&id, 0, 5);
+    c.restore(&id, &key, 0, 5);
     let (mut s, _, evs) = connect_pair_events(&mut c, &mut store, now);
     assert_eq!(errors_of(&evs), [SessionError::AckForUnsent(5)]);
     shuttle(&mut c, &mut s, now);
@@ -1788,11 +1808,12 @@ fn a_server_session_the_client_contradicts_starts_over() {
 #[test]
 fn a_client_refuses_a_server_that_resumes_behind_its_acks() {
     let now = Instant::now();
-    let mut store = SessionStore::new(StoreConfig::default(), Some([9; 32]));
+    let mut store = SessionStore::new(StoreConfig::default(), [9; 32]);
     let request = ClientRequest::new("ws://sim/x").unwrap();
     let mut c = Session::client(request, SessionConfig::default(), now);
     let (mut s, _) = connect_pair(&mut c, &mut store, now);
     let id = s.id().to_vec();
+    let digest = c.resume_key().expect("the client has the key").digest();
     for i in 1..=5 {
         c.send(now, Message::text(format!("m{i}")), None).unwrap();
     }
@@ -1806,8 +1827,8 @@ fn a_client_refuses_a_server_that_resumes_behind_its_acks() {
     c.handle_eof(now);
     while c.poll_event().is_some() {}
     // The server restarts on a journal that recorded only 2 as received.
-    let mut store = SessionStore::new(StoreConfig::default(), Some([7; 32]));
-    let (state, _) = SessionState::restore(id.clone(), 0, 2, []);
+    let mut store = SessionStore::new(StoreConfig::default(), [7; 32]);
+    let (state, _) = SessionState::restore(id.clone(), digest, 0, 2, []);
     store.park(state, now);
     let (_s, _, now) = reconnect(&mut c, &mut store, now);
     let evs: Vec<_> = std::iter::from_fn(|| c.poll_event()).collect();
@@ -1842,14 +1863,14 @@ fn acks_for_a_burst_of_ack_now_data_are_coalesced() {
         (70, 32, vec![32, 64, 70]),
     ] {
         let now = Instant::now();
-        let mut store = SessionStore::new(StoreConfig::default(), Some([7; 32]));
+        let mut store = SessionStore::new(StoreConfig::default(), [7; 32]);
         let mut config = SessionConfig::default();
         config.ack_every = ack_every;
         let conn = Connection::new_open(Role::Server, Config::default(), now);
         let mut s = Session::server(conn, config, now);
         s.handle_input(now, &ws_frame(2, &hello(b"", 0), true));
         let _ = events(&mut s);
-        let (state, resumed) = store.open(b"", now).unwrap();
+        let (state, resumed) = store.open(b"", None, now).unwrap();
         s.attach(state, resumed);
         let _ = events(&mut s);
         let mut out = Vec::new();
@@ -1864,4 +1885,141 @@ fn acks_for_a_burst_of_ack_now_data_are_coalesced() {
         let (acks, _) = acks_and_welcome(&out);
         assert_eq!(acks, want, "n={n} ack_every={ack_every}");
     }
+}
+
+/// What a session server wrote: the envelopes of its frames, decoded.
+fn server_envelopes(out: &[u8]) -> Vec<String> {
+    frames(out)
+        .into_iter()
+        .filter(|(op, _)| *op == 2)
+        .map(|(_, p)| format!("{:?}", wire::Envelope::decode(&p).expect("an envelope")))
+        .collect()
+}
+
+/// Issue #14: a session is not taken over by its id alone. A HELLO naming
+/// a known session without its resume key (no proof, or a wrong one) gets
+/// a new session — another id, its own key — whether the owner is
+/// connected or parked: never `Busy` (which would tell the id is live),
+/// never the owner's messages. The owner's connection goes on, its parked
+/// state stays as it was, and the owner still resumes it with its key.
+#[test]
+fn a_hello_with_a_known_id_but_no_valid_proof_gets_a_new_session() {
+    let now = Instant::now();
+    let mut store = SessionStore::new(StoreConfig::default(), [11; 32]);
+    let request = ClientRequest::new("ws://sim/x").unwrap();
+    let mut owner = Session::client(request, SessionConfig::default(), now);
+    let (mut s, _) = connect_pair(&mut owner, &mut store, now);
+    let id = s.id().to_vec();
+    let key = owner.resume_key().expect("WELCOME(new) gave a key").clone();
+    // A message for the owner, written but not delivered yet.
+    s.send(now, Message::text("secret-1"), None).unwrap();
+    let mut held = Vec::new();
+    while s.poll_transmit(&mut held) {}
+    assert_eq!(s.unacked(), 1);
+
+    let wrong = ResumeKey::from_bytes([0x5A; 32]);
+    let thief = |store: &mut SessionStore, proof: Option<&ResumeKey>| {
+        let mut t = server_session(now, &ws_frame(2, &hello_with(&id, 0, proof), true));
+        let Some(SessionEvent::Hello { session, proof }) = t.poll_event() else {
+            panic!("no HELLO")
+        };
+        assert_eq!(session, id);
+        let (state, resumed) = store
+            .open(&session, proof.as_ref(), now)
+            .expect("not Busy without the key");
+        assert!(!resumed);
+        assert_ne!(state.id(), id.as_slice(), "another id");
+        let new_id = state.id().to_vec();
+        t.attach(state, resumed);
+        let mut out = Vec::new();
+        while t.poll_transmit(&mut out) {}
+        let envs = server_envelopes(&out);
+        assert_eq!(envs.len(), 1, "a WELCOME and nothing else: {envs:?}");
+        assert!(
+            envs[0].starts_with("Welcome { resumed: false") && envs[0].contains("key: Some("),
+            "{envs:?}"
+        );
+        assert!(!out.windows(6).any(|w| w == b"secret"));
+        t.handle_eof(now);
+        while t.poll_event().is_some() {}
+        store.release(t.take_state().expect("attached"));
+        new_id
+    };
+
+    // The owner is connected.
+    let a = thief(&mut store, None);
+    let b = thief(&mut store, Some(&wrong));
+    assert_ne!(a, b);
+    assert!(s.is_established());
+    owner.handle_input(now, &held);
+    shuttle(&mut owner, &mut s, now);
+    let evs: Vec<_> = std::iter::from_fn(|| owner.poll_event()).collect();
+    assert_eq!(texts(&evs), ["secret-1"]);
+    owner.send(now, Message::text("from-owner"), None).unwrap();
+    shuttle(&mut owner, &mut s, now);
+    let evs: Vec<_> = std::iter::from_fn(|| s.poll_event()).collect();
+    assert_eq!(texts(&evs), ["from-owner"]);
+
+    // The owner is away, its session parked with a message for it.
+    s.send(now, Message::text("secret-2"), None).unwrap();
+    s.handle_eof(now);
+    while s.poll_event().is_some() {}
+    store.park(s.take_state().unwrap(), now);
+    owner.handle_eof(now);
+    while owner.poll_event().is_some() {}
+    assert_eq!(store.parked(), 1);
+    thief(&mut store, None);
+    thief(&mut store, Some(&wrong));
+    assert_eq!((store.parked(), store.attached()), (1, 0), "still parked");
+    // The owner resumes, with the message.
+    let (s, evs, _) = reconnect(&mut owner, &mut store, now);
+    assert_eq!(s.id(), id.as_slice());
+    assert!(
+        evs.iter()
+            .any(|e| matches!(e, SessionEvent::Connected { resumed: true, .. })),
+        "{evs:?}"
+    );
+    let evs: Vec<_> = std::iter::from_fn(|| owner.poll_event()).collect();
+    assert_eq!(texts(&evs), ["secret-2"]);
+    assert_eq!(
+        owner.resume_key().map(ResumeKey::as_bytes),
+        Some(key.as_bytes())
+    );
+}
+
+/// A version 1 HELLO (a client of hookup before resume keys) is still
+/// served, but can resume nothing: it gets a new session, in the version 1
+/// WELCOME layout (no key).
+#[test]
+fn a_version_1_hello_gets_a_new_session_without_a_key() {
+    let now = Instant::now();
+    let mut store = SessionStore::new(StoreConfig::default(), [12; 32]);
+    let mut s = server_session(now, &ws_frame(2, &hello(b"", 0), true));
+    let _ = events(&mut s);
+    let (state, resumed) = store.open(b"", None, now).unwrap();
+    let id = state.id().to_vec();
+    s.attach(state, resumed);
+    s.handle_eof(now);
+    while s.poll_event().is_some() {}
+    store.park(s.take_state().unwrap(), now);
+    let mut v1 = vec![0x01, 1, id.len() as u8];
+    v1.extend_from_slice(&id);
+    v1.extend_from_slice(&0u64.to_be_bytes());
+    let mut s = server_session(now, &ws_frame(2, &v1, true));
+    let Some(SessionEvent::Hello { session, proof }) = s.poll_event() else {
+        panic!("no HELLO")
+    };
+    assert_eq!((session.as_slice(), proof.is_none()), (id.as_slice(), true));
+    let (state, resumed) = store.open(&session, None, now).unwrap();
+    assert!(!resumed);
+    s.attach(state, resumed);
+    let mut out = Vec::new();
+    while s.poll_transmit(&mut out) {}
+    let envs = server_envelopes(&out);
+    assert_eq!(envs.len(), 1);
+    assert!(
+        envs[0].contains("resumed: false") && envs[0].contains("key: None"),
+        "{envs:?}"
+    );
+    assert_eq!(store.parked(), 1, "the old session stays parked");
 }

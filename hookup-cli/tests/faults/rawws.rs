@@ -14,10 +14,23 @@ pub const OP_PONG: u8 = 0xA;
 const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
 const ACCEPT: &str = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
 
+/// HELLO (version 2) without a resume proof.
 pub fn hello(id: &[u8], received: u64) -> Vec<u8> {
-    let mut b = vec![0x01, 1, id.len() as u8];
+    hello_with(id, received, None)
+}
+
+/// HELLO (version 2) with `proof` (the session's resume key) when given.
+pub fn hello_with(id: &[u8], received: u64, proof: Option<&[u8; 32]>) -> Vec<u8> {
+    let mut b = vec![0x01, 2, id.len() as u8];
     b.extend_from_slice(id);
     b.extend_from_slice(&received.to_be_bytes());
+    match proof {
+        Some(p) => {
+            b.push(32);
+            b.extend_from_slice(p);
+        }
+        None => b.push(0),
+    }
     b
 }
 
@@ -40,17 +53,26 @@ pub struct Welcome {
     pub resumed: bool,
     pub id: Vec<u8>,
     pub received: u64,
+    /// The resume key (flag bit 1), in WELCOME(new).
+    pub key: Option<[u8; 32]>,
 }
 
 pub fn parse_welcome(b: &[u8]) -> Welcome {
     assert!(b.len() >= 11 && b[0] == 0x02, "not a WELCOME: {b:?}");
-    assert_eq!(b[1] & !1, 0, "WELCOME flags {:#x}", b[1]);
+    assert_eq!(b[1] & !3, 0, "WELCOME flags {:#x}", b[1]);
     let len = usize::from(b[2]);
-    assert_eq!(b.len(), 3 + len + 8, "WELCOME length");
+    let keyed = b[1] & 2 != 0;
+    assert_eq!(
+        b.len(),
+        3 + len + 8 + if keyed { 32 } else { 0 },
+        "WELCOME length"
+    );
+    let end = 3 + len + 8;
     Welcome {
         resumed: b[1] & 1 == 1,
         id: b[3..3 + len].to_vec(),
-        received: u64::from_be_bytes(b[3 + len..].try_into().expect("8 bytes")),
+        received: u64::from_be_bytes(b[3 + len..end].try_into().expect("8 bytes")),
+        key: keyed.then(|| b[end..].try_into().expect("32 bytes")),
     }
 }
 
@@ -180,7 +202,12 @@ impl RawWs {
 
     /// Says HELLO and returns the WELCOME.
     pub fn hello(&mut self, id: &[u8], received: u64) -> Welcome {
-        self.send_binary(&hello(id, received));
+        self.hello_with(id, received, None)
+    }
+
+    /// HELLO with a resume proof; returns the WELCOME.
+    pub fn hello_with(&mut self, id: &[u8], received: u64, proof: Option<&[u8; 32]>) -> Welcome {
+        self.send_binary(&hello_with(id, received, proof));
         parse_welcome(&self.recv_data())
     }
 

@@ -20,7 +20,7 @@ use futures_util::StreamExt as _;
 use futures_util::task::AtomicWaker;
 use hookup_proto::ClientRequest;
 use hookup_proto::reliable::{
-    Action, DropReason, MessageId, Outcome, SendError, Session, SessionEvent,
+    Action, DropReason, MessageId, Outcome, ResumeKey, SendError, Session, SessionEvent,
 };
 
 use super::journal::JournalFile;
@@ -272,6 +272,7 @@ where
         let mut session_config = config.session.clone();
         // A journal deletes the records of what the server acknowledged.
         session_config.report_releases = config.journal.is_some();
+        crate::entropy::seed(&mut session_config.connection);
         let mut session = Session::client(request, session_config, R::now());
         let mut journal = None;
         let mut jmap = IdMap::default();
@@ -301,16 +302,19 @@ where
             // drops repeats), and replays what this client did not receive.
             // A message left out would leave a hole in its numbering: start
             // a new session then.
+            // Without its resume key (a journal of an older hookup) the
+            // session cannot be resumed: a new one starts.
             let sid = j.journal.session_id().to_vec();
-            if !sid.is_empty() && requeued_all {
+            let key = j.journal.session_key().copied().map(ResumeKey::from_bytes);
+            if let (false, true, Some(key)) = (sid.is_empty(), requeued_all, &key) {
                 received = j.journal.received_count();
-                session.restore(&sid, j.journal.acked_count(), received);
+                session.restore(&sid, key, j.journal.acked_count(), received);
                 tracing::info!(
                     "journal: resuming the session of an earlier run ({} acknowledged, {received} received)",
                     j.journal.acked_count()
                 );
             } else if !sid.is_empty() {
-                j.session(b"")?;
+                j.session(b"", None)?;
             }
             if !jmap.is_empty() {
                 tracing::info!(
@@ -556,15 +560,16 @@ where
                 // afresh, nothing received yet.
                 self.received = 0;
                 self.received_dirty = false;
-                st.journal(|j| j.session(session));
+                let key = st.session.resume_key().map(|k| *k.as_bytes());
+                st.journal(|j| j.session(session, key.as_ref()));
             }
             SessionEvent::GaveUp => {
                 self.gave_up = true;
                 // Messages were dropped unacknowledged: the journal no
                 // longer matches the session, which is not resumed.
-                st.journal(|j| j.session(b""));
+                st.journal(|j| j.session(b"", None));
             }
-            SessionEvent::Closed => st.journal(|j| j.session(b"")),
+            SessionEvent::Closed => st.journal(|j| j.session(b"", None)),
             SessionEvent::Message(_) => {
                 self.received += 1;
                 self.received_dirty = true;

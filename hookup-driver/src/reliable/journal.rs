@@ -1,6 +1,11 @@
 //! Journal files (a client's, or one per server session): blocking
 //! `std::fs` I/O (small appends), with the interval fsync timed on the
 //! runtime's clock. The format is `hookup_proto::reliable::Journal`'s.
+//!
+//! A journal holds a session's resume key (a client's) or its digest (a
+//! server's) and unacknowledged messages: on unix its files are created
+//! with mode 0600 (an existing file is narrowed to it when opened), and a
+//! server's journal directory is created 0700.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Seek as _, Write as _};
@@ -32,6 +37,37 @@ impl std::fmt::Debug for JournalFile {
     }
 }
 
+/// Files created with mode 0600 (unix): they hold resume keys.
+fn private(options: &mut OpenOptions) -> &mut OpenOptions {
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(options, 0o600);
+    options
+}
+
+/// Narrows an existing file (of an older hookup, created 0644) to 0600.
+fn narrow(file: &File) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = file.metadata()?.permissions().mode();
+        if mode & 0o077 != 0 {
+            file.set_permissions(std::fs::Permissions::from_mode(mode & 0o700))?;
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = file;
+    Ok(())
+}
+
+/// Creates `dir` (and missing parents) with mode 0700 (unix).
+pub(super) fn create_private_dir(dir: &Path) -> io::Result<()> {
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+    b.create(dir)
+}
+
 impl JournalFile {
     pub(super) fn open(path: &Path, fsync: Fsync) -> io::Result<Self> {
         let data = match std::fs::read(path) {
@@ -52,12 +88,15 @@ impl JournalFile {
                 recovery.cut
             );
         }
-        let mut file = OpenOptions::new()
-            .create(true)
-            .read(true)
-            .write(true)
-            .truncate(false)
-            .open(path)?;
+        let mut file = private(
+            OpenOptions::new()
+                .create(true)
+                .read(true)
+                .write(true)
+                .truncate(false),
+        )
+        .open(path)?;
+        narrow(&file)?;
         file.set_len(recovery.valid_len as u64)?;
         if recovery.valid_len == 0 {
             file.write_all(Journal::header())?;
@@ -113,9 +152,10 @@ impl JournalFile {
         self.append()
     }
 
-    /// A new session (an empty id: none).
-    pub(super) fn session(&mut self, id: &[u8]) -> io::Result<()> {
-        self.journal.session(id, &mut self.buf);
+    /// A new session (an empty id: none), with its resume key (a client)
+    /// or the key's digest (a server).
+    pub(super) fn session(&mut self, id: &[u8], key: Option<&[u8; 32]>) -> io::Result<()> {
+        self.journal.session(id, key, &mut self.buf);
         self.append()
     }
 
@@ -155,7 +195,8 @@ impl JournalFile {
         self.journal.snapshot(&mut snap);
         let tmp = self.path.with_extension("compact");
         {
-            let mut f = File::create(&tmp)?;
+            let mut f =
+                private(OpenOptions::new().write(true).create(true).truncate(true)).open(&tmp)?;
             f.write_all(&snap)?;
             if self.fsync != Fsync::Never {
                 f.sync_data()?;

@@ -58,7 +58,7 @@ where
 {
     /// A store; starts its reaper (once a second) on the runtime.
     pub fn new(config: StoreConfig) -> Self {
-        Self::start(SessionStore::new(config, None), None)
+        Self::start(SessionStore::new(config, crate::entropy::os_seed()), None)
     }
 
     /// A store whose sessions are kept in files under `dir` (created if
@@ -77,7 +77,7 @@ where
         fsync: super::Fsync,
     ) -> std::io::Result<Self> {
         let (journal, states) = ServerJournal::open(dir.as_ref(), fsync)?;
-        let mut store = SessionStore::new(config, None);
+        let mut store = SessionStore::new(config, crate::entropy::os_seed());
         store.report_dropped(true);
         let now = R::now();
         for state in states {
@@ -174,6 +174,7 @@ impl<S, R: Transport<S>> ReliablePeer<S, R> {
     pub fn new(ws: WebSocket<S, R>, store: SharedStore<R>, mut config: SessionConfig) -> Self {
         // A journal deletes records of what the client acknowledged.
         config.report_releases |= store.journal.is_some();
+        crate::entropy::seed(&mut config.connection);
         let max_read = 64 << 10;
         let legacy = ws.subprotocol() == Some(LEGACY_SUBPROTOCOL);
         let (conn, stream) = ws.into_parts();
@@ -274,12 +275,12 @@ impl<S, R: Transport<S>> ReliablePeer<S, R> {
     /// are returned.
     fn on_event(&mut self, ev: SessionEvent) -> Option<ReliableEvent> {
         match &ev {
-            SessionEvent::Hello { session } => {
-                let opened = self.store.lock().open(session, R::now());
+            SessionEvent::Hello { session, proof } => {
+                let opened = self.store.lock().open(session, proof.as_ref(), R::now());
                 match opened {
                     Ok((state, resumed)) => {
                         if let Some(j) = &self.store.journal {
-                            self.file = j.attach(state.id(), resumed);
+                            self.file = j.attach(state.id(), state.key_digest(), resumed);
                         }
                         self.session.attach(state, resumed);
                     }

@@ -1,6 +1,8 @@
 //! A server's session journals: one file per session in a directory
 //! (`<hex session id>.hkj`, the journal format of
-//! `hookup_proto::reliable::Journal`), holding the session id, how many of
+//! `hookup_proto::reliable::Journal`; directory 0700, files 0600), holding
+//! the session id, the SHA-256 digest of its resume key (never the key:
+//! a copy of the files does not let anyone resume a session), how many of
 //! its messages the client acknowledged, how many client messages were
 //! delivered to the application, and its unacknowledged outgoing messages.
 //! A connection owns its session's file while attached; parked sessions'
@@ -15,7 +17,7 @@ use std::task::Context;
 use hookup_proto::reliable::{MessageId, Outcome, SessionState};
 
 use super::Fsync;
-use super::journal::JournalFile;
+use super::journal::{JournalFile, create_private_dir};
 use crate::Runtime;
 
 /// The directory and the files of parked sessions.
@@ -52,7 +54,7 @@ impl ServerJournal {
     /// gave to the journaled messages. A file that cannot be read is
     /// reported and left alone; a torn or corrupt tail is cut off.
     pub(super) fn open(dir: &Path, fsync: Fsync) -> io::Result<(Self, Vec<SessionState>)> {
-        std::fs::create_dir_all(dir)?;
+        create_private_dir(dir)?;
         let mut parked = HashMap::new();
         let mut states = Vec::new();
         for entry in std::fs::read_dir(dir)? {
@@ -79,9 +81,20 @@ impl ServerJournal {
                 log(file.remove());
                 continue;
             }
+            // A file of an older hookup has no key digest: no client can
+            // prove it owns that session, so nobody could resume it.
+            let Some(&digest) = j.session_key() else {
+                tracing::warn!(
+                    "session journal {}: no resume key (an older hookup's file): session dropped",
+                    path.display()
+                );
+                log(file.remove());
+                continue;
+            };
             let jids: Vec<u64> = j.live().map(|(jid, _)| jid).collect();
             let (state, ids) = SessionState::restore(
                 id.clone(),
+                digest,
                 j.acked_count(),
                 j.received_count(),
                 j.live().map(|(_, m)| m.clone()),
@@ -121,12 +134,17 @@ impl ServerJournal {
 
     /// The file of a session being attached: the parked one (when the
     /// session starts over under its id, because the client contradicted
-    /// it, with a SESSION record: its messages stay, numbered afresh), else
-    /// a new file.
-    pub(super) fn attach(&self, id: &[u8], resumed: bool) -> Option<SessionFile> {
+    /// it, with a SESSION record and its new key's digest: its messages
+    /// stay, numbered afresh), else a new file.
+    pub(super) fn attach(
+        &self,
+        id: &[u8],
+        key_digest: &[u8; 32],
+        resumed: bool,
+    ) -> Option<SessionFile> {
         if let Some(mut f) = self.lock().remove(id) {
             if !resumed {
-                log(f.file.session(id));
+                log(f.file.session(id, Some(key_digest)));
                 f.received = 0;
                 f.received_dirty = false;
             }
@@ -135,7 +153,7 @@ impl ServerJournal {
         let path = self.dir.join(format!("{}.hkj", hex(id)));
         let _ = std::fs::remove_file(&path);
         let made = JournalFile::open(&path, self.fsync).and_then(|mut file| {
-            file.session(id)?;
+            file.session(id, Some(key_digest))?;
             Ok(file)
         });
         match made {
@@ -238,7 +256,7 @@ mod tests {
         {
             let (j, states) = ServerJournal::open(&dir, Fsync::Never).unwrap();
             assert!(states.is_empty());
-            let mut f = j.attach(&id, false).expect("new file");
+            let mut f = j.attach(&id, &[1; 32], false).expect("new file");
             for (i, text) in ["a", "b", "c"].into_iter().enumerate() {
                 f.add(MessageId(i as u64 + 1), &hookup_proto::Message::text(text));
             }
@@ -247,7 +265,7 @@ mod tests {
             f.delivered();
             j.park(id.clone(), f);
             // Starts over: same file, b and c still live, counts reset.
-            let f = j.attach(&id, false).expect("kept file");
+            let f = j.attach(&id, &[2; 32], false).expect("kept file");
             assert_eq!(f.file.journal.len(), 2);
             assert_eq!(f.file.journal.acked_count(), 0);
             assert_eq!(f.file.journal.received_count(), 0);
@@ -259,6 +277,36 @@ mod tests {
         assert_eq!(states[0].id(), id.as_slice());
         assert_eq!(states[0].unacked(), 2);
         assert_eq!(states[0].received(), 0);
+        assert_eq!(states[0].key_digest(), &[2; 32], "the new key's digest");
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Issue #14: the directory is created 0700 and session files 0600, so
+    /// other local users can read neither session ids nor key digests.
+    #[cfg(unix)]
+    #[test]
+    fn directory_and_files_are_private() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let base = std::env::temp_dir().join(format!(
+            "hookup-server-journal-mode-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let _ = std::fs::remove_dir_all(&base);
+        let dir = base.join("nested");
+        let (j, _) = ServerJournal::open(&dir, Fsync::Never).unwrap();
+        let f = j.attach(b"sid", &[3; 32], false).expect("new file");
+        j.park(b"sid".to_vec(), f);
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir), 0o700);
+        let file = dir.join(format!("{}.hkj", hex(b"sid")));
+        assert_eq!(mode(&file), 0o600);
+        // A file an older hookup left world-readable is narrowed on open.
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        drop(j);
+        let (_, states) = ServerJournal::open(&dir, Fsync::Never).unwrap();
+        assert_eq!(states.len(), 1);
+        assert_eq!(mode(&file), 0o600);
+        let _ = std::fs::remove_dir_all(&base);
     }
 }

@@ -4,7 +4,9 @@
 //! a file read back means. A journal keeps one end of a session across
 //! process crashes: its unacknowledged outgoing messages, and (version 2)
 //! the session id, how many of its messages the peer acknowledged and how
-//! many it received. Clients keep one file; a server one per session.
+//! many it received, and (version 3) the session's resume key: the key
+//! itself in a client's journal, its SHA-256 digest in a server's. Clients
+//! keep one file; a server one per session.
 //!
 //! A journal is a magic followed by records, each `length: u32 LE | crc32:
 //! u32 LE | body`, the CRC-32 (IEEE) taken over the body. A body is `kind:
@@ -14,15 +16,16 @@
 //! |---|---|---|---|
 //! | 1 | ADD | journal id | `flags: u8` (bit 0: text), the payload |
 //! | 2 | DONE | journal id | — (removed, not acknowledged: dropped) |
-//! | 3 | SESSION | messages acked | `received: u64 LE`, `id_len: u8` (≤ 64), the session id (empty: none) |
+//! | 3 | SESSION | messages acked | `received: u64 LE`, `id_len: u8` (≤ 64), the session id (empty: none), then (version 3) `key_len: u8` (0 or 32), the key |
 //! | 4 | ACKED | journal id (0: none) | — (the peer acknowledged the oldest sequenced message) |
 //! | 5 | RECEIVED | messages received | — |
 //!
 //! Version 1 files (magic `HKJ1`, written by hookup 0.1) hold only ADD and
-//! DONE and are read as they are; new files, and version 1 files once they
-//! are rewritten ([`Journal::needs_upgrade`]), start with `HKJ2`, so that
-//! an older hookup refuses them (bad magic) instead of cutting them at the
-//! first record it does not know.
+//! DONE; version 2 files (`HKJ2`) have SESSION records without a key. Both
+//! are read as they are; new files, and older files once they are
+//! rewritten ([`Journal::needs_upgrade`]), start with `HKJ3`, so that an
+//! older hookup refuses them (bad magic) instead of cutting them at the
+//! first record it does not read.
 //!
 //! A message is live from its ADD until its DONE or ACKED. SESSION starts a
 //! session (both counters as given; a new session numbers every live
@@ -41,7 +44,10 @@ use bytes::Bytes;
 use crate::message::{Message, Utf8Bytes};
 
 const MAGIC_V1: &[u8; 4] = b"HKJ1";
-const MAGIC: &[u8; 4] = b"HKJ2";
+const MAGIC_V2: &[u8; 4] = b"HKJ2";
+const MAGIC: &[u8; 4] = b"HKJ3";
+/// A resume key's length.
+const KEY_LEN: usize = super::key::RESUME_KEY_LEN;
 const ADD: u8 = 1;
 const DONE: u8 = 2;
 const SESSION: u8 = 3;
@@ -74,6 +80,9 @@ pub enum JournalRecord {
     Session {
         /// The session id (at most 64 bytes; empty: no session).
         id: Vec<u8>,
+        /// The session's resume key (a client's journal) or its SHA-256
+        /// digest (a server's); `None` in version 2 files.
+        key: Option<[u8; KEY_LEN]>,
         /// Messages of this session the peer acknowledged so far.
         acked: u64,
         /// Messages of this session received so far.
@@ -127,10 +136,12 @@ pub struct Journal {
     next_id: u64,
     records: usize,
     session: Vec<u8>,
+    key: Option<[u8; KEY_LEN]>,
     acked: u64,
     received: u64,
-    /// Read from a version 1 file (no new records may be appended to it).
-    v1: bool,
+    /// The version of the file it was read from (records of the current
+    /// version may be appended only to a file of the current version).
+    version: u8,
 }
 
 impl Default for Journal {
@@ -153,8 +164,15 @@ fn encode(body: &[&[u8]], out: &mut Vec<u8>) {
     }
 }
 
-fn encode_session(id: &[u8], acked: u64, received: u64, out: &mut Vec<u8>) {
+fn encode_session(
+    id: &[u8],
+    key: Option<&[u8; KEY_LEN]>,
+    acked: u64,
+    received: u64,
+    out: &mut Vec<u8>,
+) {
     // `id` is at most 64 bytes (checked by the callers).
+    let key: &[u8] = key.map_or(&[], |k| k);
     encode(
         &[
             &[SESSION],
@@ -162,6 +180,8 @@ fn encode_session(id: &[u8], acked: u64, received: u64, out: &mut Vec<u8>) {
             &received.to_le_bytes(),
             &[id.len() as u8],
             id,
+            &[key.len() as u8],
+            key,
         ],
         out,
     );
@@ -175,21 +195,22 @@ impl Journal {
             next_id: 1,
             records: 0,
             session: Vec::new(),
+            key: None,
             acked: 0,
             received: 0,
-            v1: false,
+            version: 3,
         }
     }
 
-    /// The bytes a new journal file starts with (`HKJ2`).
+    /// The bytes a new journal file starts with (`HKJ3`).
     pub fn header() -> &'static [u8] {
         MAGIC
     }
 
-    /// Whether the journal was read from a version 1 (`HKJ1`) file: rewrite
-    /// it with [`snapshot`](Self::snapshot) before appending records.
+    /// Whether the journal was read from an older (`HKJ1`, `HKJ2`) file:
+    /// rewrite it with [`snapshot`](Self::snapshot) before appending records.
     pub fn needs_upgrade(&self) -> bool {
-        self.v1
+        self.version < 3
     }
 
     /// Reads a journal file's contents.
@@ -203,7 +224,10 @@ impl Journal {
         }
         if file.len() < MAGIC.len() {
             // A header torn while being written.
-            if MAGIC.starts_with(file) || MAGIC_V1.starts_with(file) {
+            if [MAGIC, MAGIC_V2, MAGIC_V1]
+                .iter()
+                .any(|m| m.starts_with(file))
+            {
                 return Ok(Recovery {
                     journal: Self::new(),
                     valid_len: 0,
@@ -212,13 +236,15 @@ impl Journal {
             }
             return Err(JournalError::NotAJournal);
         }
-        let v1 = match &file[..4] {
-            m if m == MAGIC => false,
-            m if m == MAGIC_V1 => true,
+        let version = match &file[..4] {
+            m if m == MAGIC => 3,
+            m if m == MAGIC_V2 => 2,
+            m if m == MAGIC_V1 => 1,
             _ => return Err(JournalError::NotAJournal),
         };
+        let v1 = version == 1;
         let mut j = Self::new();
-        j.v1 = v1;
+        j.version = version;
         let mut pos = 4;
         while let Some((rec, n)) = Self::decode_record(&file[pos..]) {
             match rec {
@@ -241,12 +267,16 @@ impl Journal {
                 }
                 // Version 1 has no other records: what follows is corrupt.
                 _ if v1 => break,
+                // A key in a version 2 file: not written by a journal.
+                JournalRecord::Session { key: Some(_), .. } if version < 3 => break,
                 JournalRecord::Session {
                     id,
+                    key,
                     acked,
                     received,
                 } => {
                     j.session = id;
+                    j.key = key;
                     j.acked = acked;
                     j.received = received;
                 }
@@ -294,12 +324,22 @@ impl Journal {
             SESSION => {
                 let received = u64::from_le_bytes(body.get(9..17)?.try_into().ok()?);
                 let id_len = usize::from(*body.get(17)?);
-                let sid = body.get(18..)?;
-                if id_len > MAX_SESSION_ID || sid.len() != id_len {
+                if id_len > MAX_SESSION_ID {
                     return None;
                 }
+                let sid = body.get(18..18 + id_len)?;
+                // Version 2: nothing follows the id; version 3: the key.
+                let key = match body.get(18 + id_len..)? {
+                    [] => None,
+                    [0] => None,
+                    [n, key @ ..] if usize::from(*n) == KEY_LEN && key.len() == KEY_LEN => {
+                        Some(key.try_into().ok()?)
+                    }
+                    _ => return None,
+                };
                 JournalRecord::Session {
                     id: sid.to_vec(),
+                    key,
                     acked: id,
                     received,
                 }
@@ -344,19 +384,22 @@ impl Journal {
     }
 
     /// Appends a SESSION record: a new session `id` starts (an empty id:
-    /// the journal has no session any more), with nothing acknowledged or
-    /// received yet. An id longer than 64 bytes (not a `hookup.v1` id) is
-    /// recorded as none.
-    pub fn session(&mut self, id: &[u8], out: &mut Vec<u8>) {
+    /// the journal has no session any more), with its resume key (a
+    /// client's journal) or the key's digest (a server's), nothing
+    /// acknowledged or received yet. An id longer than 64 bytes (not a
+    /// `hookup.v1` id) is recorded as none; no session has no key.
+    pub fn session(&mut self, id: &[u8], key: Option<&[u8; KEY_LEN]>, out: &mut Vec<u8>) {
         let id = if id.len() > MAX_SESSION_ID {
             &[][..]
         } else {
             id
         };
+        let key = key.filter(|_| !id.is_empty());
         self.session = id.to_vec();
+        self.key = key.copied();
         self.acked = 0;
         self.received = 0;
-        encode_session(id, 0, 0, out);
+        encode_session(id, key, 0, 0, out);
         self.records += 1;
     }
 
@@ -383,6 +426,13 @@ impl Journal {
     /// The session id (empty: none recorded).
     pub fn session_id(&self) -> &[u8] {
         &self.session
+    }
+
+    /// The session's resume key (or its digest, in a server's journal):
+    /// `None` when there is no session, or it was recorded by a version 2
+    /// journal, which kept none.
+    pub fn session_key(&self) -> Option<&[u8; KEY_LEN]> {
+        self.key.as_ref()
     }
 
     /// Messages of the session the peer acknowledged: the live messages are
@@ -423,14 +473,20 @@ impl Journal {
         out.extend_from_slice(MAGIC);
         self.records = self.live.len();
         if !self.session.is_empty() || self.acked != 0 || self.received != 0 {
-            encode_session(&self.session, self.acked, self.received, out);
+            encode_session(
+                &self.session,
+                self.key.as_ref(),
+                self.acked,
+                self.received,
+                out,
+            );
             self.records += 1;
         }
         for (id, m) in &self.live {
             let flags = [u8::from(m.is_text())];
             encode(&[&[ADD], &id.to_le_bytes(), &flags, m.as_bytes()], out);
         }
-        self.v1 = false;
+        self.version = 3;
     }
 }
 
@@ -557,11 +613,12 @@ mod session_tests {
     use super::*;
 
     /// The state a journal shows: session, counters, live messages.
-    type State = (Vec<u8>, u64, u64, Vec<(u64, Message)>);
+    type State = (Vec<u8>, Option<[u8; 32]>, u64, u64, Vec<(u64, Message)>);
 
     fn state(j: &Journal) -> State {
         (
             j.session_id().to_vec(),
+            j.session_key().copied(),
             j.acked_count(),
             j.received_count(),
             j.live().map(|(id, m)| (id, m.clone())).collect(),
@@ -582,7 +639,9 @@ mod session_tests {
         step(&mut j, &mut file, &|j, o| {
             j.add(&Message::text("early"), o);
         });
-        step(&mut j, &mut file, &|j, o| j.session(b"sess-1", o));
+        step(&mut j, &mut file, &|j, o| {
+            j.session(b"sess-1", Some(&[0xAB; 32]), o)
+        });
         step(&mut j, &mut file, &|j, o| {
             j.add(&Message::binary(vec![0u8, 0xFF, b'\n', 0]), o);
         });
@@ -606,6 +665,7 @@ mod session_tests {
         let want = &states.last().unwrap().1;
         assert_eq!(&state(&r.journal), want);
         assert_eq!(r.journal.session_id(), b"sess-1");
+        assert_eq!(r.journal.session_key(), Some(&[0xAB; 32]));
         assert_eq!(
             (r.journal.acked_count(), r.journal.received_count()),
             (2, 9)
@@ -652,7 +712,7 @@ mod session_tests {
         assert_eq!(pos, file.len());
         assert_eq!(recs.len(), 9);
         assert!(
-            matches!(&recs[1], JournalRecord::Session { id, acked: 0, received: 0 } if id == b"sess-1")
+            matches!(&recs[1], JournalRecord::Session { id, key: Some(k), acked: 0, received: 0 } if id == b"sess-1" && *k == [0xAB; 32])
         );
         assert_eq!(recs[5], JournalRecord::Received { count: 7 });
         assert_eq!(recs[6], JournalRecord::Acked { id: 0 });
@@ -735,7 +795,7 @@ mod session_tests {
         // A version 2 record in a version 1 file is corrupt.
         let mut mixed = v1.clone();
         let mut j = Journal::new();
-        j.session(b"s", &mut mixed);
+        j.session(b"s", None, &mut mixed);
         let r = Journal::recover(&mixed).unwrap();
         assert_eq!((r.valid_len, r.cut), (v1.len(), mixed.len() - v1.len()));
         // The snapshot is version 2.
@@ -743,7 +803,7 @@ mod session_tests {
         let mut snap = Vec::new();
         jr.snapshot(&mut snap);
         assert!(!jr.needs_upgrade());
-        assert_eq!(&snap[..4], b"HKJ2");
+        assert_eq!(&snap[..4], b"HKJ3");
         assert!(!Journal::recover(&snap).unwrap().journal.needs_upgrade());
         // Torn headers of either version.
         for h in [&b"HK"[..], b"HKJ"] {
@@ -765,9 +825,10 @@ mod session_tests {
         // Clearing the session.
         let mut j = r.journal;
         let mut more = snap.clone();
-        j.session(b"", &mut more);
+        j.session(b"", Some(&[1; 32]), &mut more);
         let r = Journal::recover(&more).unwrap();
         assert!(r.journal.session_id().is_empty());
+        assert_eq!(r.journal.session_key(), None, "no session, no key");
         assert_eq!(
             (r.journal.acked_count(), r.journal.received_count()),
             (0, 0)
@@ -777,5 +838,66 @@ mod session_tests {
         let mut out = Vec::new();
         j.received(0, &mut out);
         assert!(out.is_empty());
+    }
+
+    /// Version 2 files (SESSION without a key) are read, their session
+    /// without a key, and upgraded; a key-carrying SESSION in one is a
+    /// corrupt tail. A SESSION with a key of another length is corrupt.
+    #[test]
+    fn version_2_files_are_read_and_upgraded() {
+        let mut v2 = MAGIC_V2.to_vec();
+        let mut j = Journal::new();
+        j.add(&Message::text("one"), &mut v2);
+        encode(
+            &[
+                &[SESSION],
+                &3u64.to_le_bytes(),
+                &4u64.to_le_bytes(),
+                &[2],
+                b"s2",
+            ],
+            &mut v2,
+        );
+        let r = Journal::recover(&v2).unwrap();
+        assert_eq!((r.valid_len, r.cut), (v2.len(), 0));
+        assert!(r.journal.needs_upgrade());
+        assert_eq!(r.journal.session_id(), b"s2");
+        assert_eq!(r.journal.session_key(), None);
+        assert_eq!(
+            (r.journal.acked_count(), r.journal.received_count()),
+            (3, 4)
+        );
+        let mut keyed = v2.clone();
+        let good = keyed.len();
+        encode_session(b"s3", Some(&[7; 32]), 0, 0, &mut keyed);
+        let r = Journal::recover(&keyed).unwrap();
+        assert_eq!((r.valid_len, r.cut), (good, keyed.len() - good));
+        let mut jr = r.journal;
+        let mut snap = Vec::new();
+        jr.snapshot(&mut snap);
+        assert_eq!(&snap[..4], b"HKJ3");
+        let r = Journal::recover(&snap).unwrap();
+        assert!(!r.journal.needs_upgrade());
+        assert_eq!(r.journal.session_id(), b"s2");
+        // Key lengths other than 0 and 32.
+        for (n, len) in [(16u8, 16usize), (32, 31), (32, 33), (0, 1)] {
+            let mut f = Journal::header().to_vec();
+            let base = f.len();
+            let key = vec![1u8; len];
+            encode(
+                &[
+                    &[SESSION],
+                    &0u64.to_le_bytes(),
+                    &0u64.to_le_bytes(),
+                    &[1],
+                    b"x",
+                    &[n],
+                    &key,
+                ],
+                &mut f,
+            );
+            let r = Journal::recover(&f).unwrap();
+            assert_eq!(r.valid_len, base, "key_len {n}, {len} bytes");
+        }
     }
 }

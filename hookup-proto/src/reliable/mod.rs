@@ -23,6 +23,7 @@
 
 mod channel;
 mod journal;
+mod key;
 pub mod legacy;
 mod legacy_channel;
 mod session;
@@ -33,6 +34,7 @@ use std::fmt;
 use std::time::Duration;
 
 pub use journal::{Journal, JournalError, JournalRecord, Recovery};
+pub use key::{RESUME_KEY_LEN, ResumeKey};
 pub use legacy::{LEGACY_SUBPROTOCOL, LegacyError};
 pub use session::{Action, Session, SessionEvent};
 pub use store::{SessionState, SessionStore, StoreConfig};
@@ -40,8 +42,9 @@ pub use wire::SUBPROTOCOL;
 
 use crate::config::Config;
 
-/// The close code a server sends when a client's session is attached to
-/// another live connection: 4013, the application-range twin of 1013 ("try
+/// The close code a server sends when a client that proved it owns its
+/// session (its HELLO carried the session's resume key) finds that session
+/// attached to another live connection: 4013, the application-range twin of 1013 ("try
 /// again later", which RFC 6455 peers and Autobahn treat as reserved).
 pub const SESSION_BUSY: crate::CloseCode = crate::CloseCode(4013);
 
@@ -249,8 +252,10 @@ pub enum SessionError {
     },
     /// A text message that is not UTF-8.
     InvalidUtf8,
-    /// The session id is in use by another connection (server; the client
-    /// retries after its backoff).
+    /// The session id is in use by another connection, and the HELLO
+    /// proved ownership of it (server; the client retries after its
+    /// backoff). A HELLO without a valid proof never gets this: it gets a
+    /// new session.
     Busy,
     /// The peer did not answer a keepalive ping in time.
     KeepaliveTimeout,

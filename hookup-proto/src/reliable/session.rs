@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use bytes::{Buf as _, Bytes, BytesMut};
 
 use super::channel::Channel;
+use super::key::{RESUME_KEY_LEN, ResumeKey};
 use super::legacy::{self, LEGACY_SUBPROTOCOL, Payload, RawJson};
 use super::legacy_channel::LegacyChannel;
 use super::store::SessionState;
@@ -43,11 +44,15 @@ pub enum SessionEvent {
         resumed: bool,
     },
     /// (Server) A client said HELLO for this session id (empty: a new
-    /// session): look it up in a [`SessionStore`](super::SessionStore) and
-    /// call [`Session::attach`].
+    /// session), with the resume key it presented as proof of owning it:
+    /// give both to [`SessionStore::open`](super::SessionStore::open) and
+    /// call [`Session::attach`] (or [`Session::refuse_busy`]).
     Hello {
         /// The requested session id.
         session: Vec<u8>,
+        /// The resume key the client presented (none from a version 1
+        /// client, or one without a key).
+        proof: Option<ResumeKey>,
     },
     /// (Client) A reconnect attempt is scheduled after `delay`.
     Reconnecting {
@@ -164,6 +169,13 @@ pub struct Session {
     ping_counter: u64,
     /// (Server) What the client said it received, until `attach`.
     pending_hello_received: u64,
+    /// (Server) The HELLO version of the client: WELCOME is written in it.
+    hello_version: u8,
+    /// (Client) The resume key of the session `id`, once the server gave
+    /// one. (Server) Unused.
+    key: Option<ResumeKey>,
+    /// (Server) The digest of the attached session's resume key.
+    key_digest: [u8; RESUME_KEY_LEN],
     /// Legacy `jsonProtocol` mode (then `channel` stays unused).
     legacy: Option<LegacyChannel>,
     /// (Client) Restored from a journal and not yet confirmed by the server.
@@ -205,6 +217,9 @@ impl Session {
             shutting_down: false,
             ping_counter: 0,
             pending_hello_received: 0,
+            hello_version: wire::VERSION,
+            key: None,
+            key_digest: [0; RESUME_KEY_LEN],
             legacy: None,
             restored: false,
             stale_messages: 0,
@@ -321,6 +336,18 @@ impl Session {
     /// The session id (empty until established).
     pub fn id(&self) -> &[u8] {
         &self.id
+    }
+
+    /// (Client) The resume key of the current session, as the server gave
+    /// it in WELCOME(new) (or as [`restore`](Self::restore)d): what a
+    /// journal keeps next to the session id so that a restarted client can
+    /// prove it owns the session. `None` before the first WELCOME, and on a
+    /// server.
+    pub fn resume_key(&self) -> Option<&ResumeKey> {
+        match self.role {
+            Role::Client { .. } => self.key.as_ref(),
+            Role::Server => None,
+        }
     }
 
     /// Whether messages currently flow.
@@ -542,8 +569,17 @@ impl Session {
     /// If the connection ended in the meantime (its [`SessionEvent::Closed`]
     /// is queued behind the `Hello`), the state is kept as it is, for
     /// [`take_state`](Self::take_state) to hand back to the store.
+    ///
+    /// A state that is not resumed goes out with its new resume key in
+    /// WELCOME (one is made here if the state has none), unless the client
+    /// spoke HELLO version 1, which has no place for it.
     pub fn attach(&mut self, state: SessionState, resumed: bool) {
-        let SessionState { id, mut channel } = state;
+        let SessionState {
+            id,
+            mut channel,
+            mut key_digest,
+            new_key,
+        } = state;
         if self.config.report_releases && channel.released.is_none() {
             channel.released = Some(VecDeque::new());
         }
@@ -557,6 +593,7 @@ impl Session {
                     channel.on_disconnect();
                     self.channel = channel;
                     self.id = id;
+                    self.key_digest = key_digest;
                 }
                 return;
             }
@@ -566,16 +603,32 @@ impl Session {
             if let Err(e) = channel.on_resume(peer_received) {
                 self.channel = channel;
                 self.id = id;
+                self.key_digest = key_digest;
                 return self.protocol_error(e);
             }
         } else {
             channel.reset();
         }
-        let welcome =
-            wire::encode_greeting(wire::WELCOME, u8::from(resumed), &id, channel.greeting());
+        let key = if resumed || self.hello_version < 2 {
+            None
+        } else {
+            let key = new_key.unwrap_or_else(|| {
+                let k = ResumeKey::generate(&mut self.rng);
+                key_digest = k.digest();
+                k
+            });
+            Some(key)
+        };
+        let welcome = wire::encode_welcome(
+            resumed,
+            &id,
+            channel.greeting(),
+            key.as_ref().map(ResumeKey::as_bytes),
+        );
         let _ = conn.send_binary(&welcome);
         self.channel = channel;
         self.id = id;
+        self.key_digest = key_digest;
         self.establish(resumed);
         // Replay what the client has not received now, behind the WELCOME:
         // a caller that drains once would otherwise hold it back until the
@@ -607,7 +660,8 @@ impl Session {
     }
 
     /// (Client) Resumes a session kept in a journal by an earlier process,
-    /// before the first connection: its id (1–64 bytes), how many messages
+    /// before the first connection: its id (1–64 bytes), its resume key
+    /// (the proof of owning it, from [`resume_key`](Self::resume_key)), how many messages
     /// the server acknowledged in it (the messages queued so far, in order,
     /// are its next sequence numbers) and how many were received from it.
     /// The first HELLO then asks the server for that session. If the server
@@ -617,7 +671,7 @@ impl Session {
     /// received), that connection is closed as a protocol error and the
     /// next one starts a new session. Ignored unless the session is a
     /// `hookup.v1` client that has not connected yet.
-    pub fn restore(&mut self, id: &[u8], acked: u64, received: u64) {
+    pub fn restore(&mut self, id: &[u8], key: &ResumeKey, acked: u64, received: u64) {
         let fresh = matches!(self.phase, Phase::NeedTransport | Phase::Connecting)
             && self.conn.is_none()
             && self.id.is_empty();
@@ -629,6 +683,7 @@ impl Session {
             return;
         }
         self.id = id.to_vec();
+        self.key = Some(key.clone());
         self.channel.restore(acked, received);
         self.restored = true;
     }
@@ -642,6 +697,7 @@ impl Session {
         let client = matches!(self.role, Role::Client { .. });
         if std::mem::take(&mut self.restored) || (client && self.channel.conflicted) {
             self.id.clear();
+            self.key = None;
             self.channel.reset();
         }
     }
@@ -667,7 +723,12 @@ impl Session {
             self.outcomes.push_back(o);
         }
         channel.on_disconnect();
-        Some(SessionState { id, channel })
+        Some(SessionState {
+            id,
+            channel,
+            key_digest: self.key_digest,
+            new_key: None,
+        })
     }
 
     /// Drops the queued messages not yet taken by the application and
@@ -1013,11 +1074,11 @@ impl Session {
                     if resp.subprotocol.as_deref() != Some(wire::SUBPROTOCOL) {
                         return self.protocol_error(SessionError::NotNegotiated);
                     }
-                    let hello = wire::encode_greeting(
-                        wire::HELLO,
+                    let hello = wire::encode_hello(
                         wire::VERSION,
                         &self.id,
                         self.channel.greeting(),
+                        self.key.as_ref().map(ResumeKey::as_bytes),
                     );
                     if let Some(conn) = &mut self.conn {
                         let _ = conn.send_binary(&hello);
@@ -1091,15 +1152,20 @@ impl Session {
         }
         match envelope {
             Envelope::Hello {
-                session, received, ..
+                version,
+                session,
+                received,
+                proof,
             } => {
                 if !matches!(self.role, Role::Server) || self.phase != Phase::Greeting {
                     return Err(SessionError::Unexpected("HELLO"));
                 }
                 self.pending_hello_received = received;
+                self.hello_version = version;
                 self.phase = Phase::AwaitingAttach;
                 self.events.push_back(SessionEvent::Hello {
                     session: session.to_vec(),
+                    proof: proof.map(|p| ResumeKey::from_bytes(*p)),
                 });
                 Ok(())
             }
@@ -1107,6 +1173,7 @@ impl Session {
                 resumed,
                 session,
                 received,
+                key,
             } => {
                 if !matches!(self.role, Role::Client { .. }) || self.phase != Phase::Greeting {
                     return Err(SessionError::Unexpected("WELCOME"));
@@ -1115,6 +1182,19 @@ impl Session {
                     return Err(SessionError::Unexpected("empty session id"));
                 }
                 let resumed = resumed && session == self.id.as_slice();
+                // A new session comes with its key (without one it could
+                // never be resumed); a resumed one keeps the key it has.
+                match (resumed, key) {
+                    (false, None) => {
+                        return Err(SessionError::Unexpected(
+                            "WELCOME(new) without a resume key",
+                        ));
+                    }
+                    (true, Some(_)) => {
+                        return Err(SessionError::Unexpected("resume key in WELCOME(resumed)"));
+                    }
+                    _ => {}
+                }
                 if resumed {
                     self.channel
                         .on_resume(received)
@@ -1125,6 +1205,7 @@ impl Session {
                     self.stale_messages += self.channel.undelivered();
                     self.channel.reset();
                     self.id = session.to_vec();
+                    self.key = key.map(|k| ResumeKey::from_bytes(*k));
                     self.restored = false;
                 }
                 self.establish(resumed);

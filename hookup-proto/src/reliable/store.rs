@@ -1,25 +1,45 @@
 //! A server's sessions while their clients are away.
 
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use super::channel::Channel;
+use super::key::{RESUME_KEY_LEN, ResumeKey};
 use super::{DropReason, MessageId, Outcome, SessionConfig, SessionError};
 use crate::message::{Message, MessageKind};
 use crate::rng::Rng;
 
-/// A session's state between connections: its id, its unacknowledged
-/// outgoing messages and what it received.
+/// A session's state between connections: its id, the digest of its
+/// resume key, its unacknowledged outgoing messages and what it received.
 #[derive(Debug)]
 pub struct SessionState {
     pub(crate) id: Vec<u8>,
     pub(crate) channel: Channel,
+    /// SHA-256 of the resume key.
+    pub(crate) key_digest: [u8; RESUME_KEY_LEN],
+    /// The resume key itself, from [`SessionStore::open`] of a session that
+    /// is new (or starts over) until WELCOME hands it to the client.
+    pub(crate) new_key: Option<ResumeKey>,
 }
 
 impl SessionState {
     /// The session id.
     pub fn id(&self) -> &[u8] {
         &self.id
+    }
+
+    /// The SHA-256 digest of the session's resume key: what a server
+    /// journal keeps (the key itself is only ever sent to the client).
+    pub fn key_digest(&self) -> &[u8; RESUME_KEY_LEN] {
+        &self.key_digest
+    }
+
+    /// The resume key of a session that is new (or starts over), from
+    /// [`SessionStore::open`] until [`Session::attach`](super::Session::attach)
+    /// hands it to the client in WELCOME; `None` otherwise (the key is not
+    /// kept, only its digest).
+    pub fn resume_key(&self) -> Option<&ResumeKey> {
+        self.new_key.as_ref()
     }
 
     /// Messages not yet acknowledged by the client.
@@ -33,6 +53,7 @@ impl SessionState {
     }
 
     /// A session kept in a journal by an earlier server process: its id,
+    /// the digest of its resume key ([`key_digest`](Self::key_digest)),
     /// how many of its messages the client acknowledged, how many it
     /// received from the client, and its unacknowledged messages in order
     /// (they get the sequence numbers `acked + 1`, …; no bounds apply).
@@ -40,6 +61,7 @@ impl SessionState {
     /// [`park`](SessionStore::park) it for the client to resume.
     pub fn restore(
         id: Vec<u8>,
+        key_digest: [u8; RESUME_KEY_LEN],
         acked: u64,
         received: u64,
         messages: impl IntoIterator<Item = Message>,
@@ -62,7 +84,15 @@ impl SessionState {
             })
             .collect();
         channel.restore(acked, received);
-        (Self { id, channel }, ids)
+        (
+            Self {
+                id,
+                channel,
+                key_digest,
+                new_key: None,
+            },
+            ids,
+        )
     }
 }
 
@@ -107,7 +137,8 @@ pub struct SessionStore {
     by_age: BTreeSet<(Instant, Vec<u8>)>,
     /// The next ack deadline of each parked session that has one.
     deadlines: BTreeSet<(Instant, Vec<u8>)>,
-    attached: HashSet<Vec<u8>>,
+    /// Attached sessions' ids and key digests.
+    attached: HashMap<Vec<u8>, [u8; RESUME_KEY_LEN]>,
     bytes: usize,
     rng: Rng,
     expired: u64,
@@ -124,16 +155,20 @@ struct Parked {
 }
 
 impl SessionStore {
-    /// An empty store; `seed` makes session ids reproducible.
-    pub fn new(config: StoreConfig, seed: Option<[u8; 32]>) -> Self {
+    /// An empty store. `seed` seeds the ChaCha20 generator of session ids
+    /// (128 bits each) and resume keys (256 bits): give 32 bytes from the
+    /// operating system (`hookup-driver` does), or a fixed seed for
+    /// reproducible tests. There is no fallback: anyone who can predict
+    /// the seed can predict every session's key.
+    pub fn new(config: StoreConfig, seed: [u8; 32]) -> Self {
         Self {
             config,
             parked: HashMap::new(),
             by_age: BTreeSet::new(),
             deadlines: BTreeSet::new(),
-            attached: HashSet::new(),
+            attached: HashMap::new(),
             bytes: 0,
-            rng: seed.map_or_else(Rng::from_std, Rng::from_seed),
+            rng: Rng::from_seed(seed),
             expired: 0,
             outcomes: VecDeque::new(),
             dropped: None,
@@ -153,45 +188,71 @@ impl SessionStore {
         self.dropped.as_mut()?.pop_front()
     }
 
-    /// Opens the session a client asked for in HELLO: the parked one with
-    /// that id (`resumed == true`), or a new one. `Busy` while that id is
-    /// attached to another connection. A parked session whose client
-    /// contradicted its state on its last connection (an ACK for a message
-    /// it never sent, or DATA beyond what it received, first thing after
-    /// resuming) is returned with `resumed == false`: attached so, it starts
-    /// over under the same id.
+    /// Opens the session a client asked for in HELLO, given the resume key
+    /// it presented as proof (`proof`): the parked session with that id
+    /// (`resumed == true`) when `proof` is its key, or else a new one —
+    /// with a fresh id and a fresh key, whether or not a session `requested`
+    /// exists, so that an id alone neither reaches a session nor tells
+    /// whether it exists. `Busy` only when `proof` is the key of a session
+    /// attached to another connection (its owner reconnecting before the
+    /// old connection was seen to end). Keys are compared as SHA-256
+    /// digests, in constant time.
+    ///
+    /// A parked session whose client contradicted its state on its last
+    /// connection (an ACK for a message it never sent, or DATA beyond what
+    /// it received, first thing after resuming) is returned with
+    /// `resumed == false`: attached so, it starts over under the same id,
+    /// with a new key.
     pub fn open(
         &mut self,
         requested: &[u8],
+        proof: Option<&ResumeKey>,
         _now: Instant,
     ) -> Result<(SessionState, bool), SessionError> {
-        if !requested.is_empty() {
-            if self.attached.contains(requested) {
-                return Err(SessionError::Busy);
-            }
-            if let Some(state) = self.unpark(requested) {
-                self.attached.insert(state.id.clone());
+        if !requested.is_empty()
+            && let Some(proof) = proof
+        {
+            if let Some(digest) = self.attached.get(requested) {
+                if proof.matches(digest) {
+                    return Err(SessionError::Busy);
+                }
+            } else if self
+                .parked
+                .get(requested)
+                .is_some_and(|p| proof.matches(&p.state.key_digest))
+                && let Some(mut state) = self.unpark(requested)
+            {
                 // A session whose client contradicted it when it last
                 // resumed (this side's journal lost records, say) would fail
                 // the same way again: it starts over under the same id,
                 // its unacknowledged messages numbered afresh and sent
-                // again (at-least-once).
+                // again (at-least-once), with a new key.
                 let resumed = !state.channel.conflicted;
+                if !resumed {
+                    let key = ResumeKey::generate(&mut self.rng);
+                    state.key_digest = key.digest();
+                    state.new_key = Some(key);
+                }
+                self.attached.insert(state.id.clone(), state.key_digest);
                 return Ok((state, resumed));
             }
         }
         let mut id = [0u8; 16];
         loop {
             self.rng.fill(&mut id);
-            if !self.parked.contains_key(&id[..]) && !self.attached.contains(&id[..]) {
+            if !self.parked.contains_key(&id[..]) && !self.attached.contains_key(&id[..]) {
                 break;
             }
         }
-        self.attached.insert(id.to_vec());
+        let key = ResumeKey::generate(&mut self.rng);
+        let key_digest = key.digest();
+        self.attached.insert(id.to_vec(), key_digest);
         Ok((
             SessionState {
                 id: id.to_vec(),
                 channel: Channel::new(),
+                key_digest,
+                new_key: Some(key),
             },
             false,
         ))
@@ -200,6 +261,8 @@ impl SessionStore {
     /// Keeps a session whose connection ended, for its client to resume.
     pub fn park(&mut self, mut state: SessionState, now: Instant) {
         self.attached.remove(&state.id);
+        // A key never handed to a client is of no use to anyone.
+        state.new_key = None;
         // Parking an id twice replaces the older state; it must not stay
         // counted.
         if let Some(mut old) = self.unpark(&state.id) {

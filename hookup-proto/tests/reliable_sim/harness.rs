@@ -436,7 +436,7 @@ impl Sim {
     ) -> Self {
         let t0 = Instant::now();
         let mut rng = Rng::new(seed);
-        let store = SessionStore::new(store_cfg.clone(), Some(rng.seed32()));
+        let store = SessionStore::new(store_cfg.clone(), rng.seed32());
         let request = ClientRequest::new("ws://sim/x").expect("valid url");
         let releases = ccfg.report_releases;
         let client = Session::client(request, ccfg.clone(), t0);
@@ -762,7 +762,7 @@ impl Sim {
             }
         }
         let seed = self.rng.seed32();
-        self.store = SessionStore::new(self.store_cfg.clone(), Some(seed));
+        self.store = SessionStore::new(self.store_cfg.clone(), seed);
         self.server_down_until = Some(self.now + down);
         // Messages delivered to lost sessions may come again.
         self.exactly_once = false;
@@ -1428,9 +1428,9 @@ impl Sim {
         };
         self.log(|| format!("server[{link}] event: {short}"));
         match e {
-            SessionEvent::Hello { session } => {
+            SessionEvent::Hello { session, proof } => {
                 self.server_hellos.push(session.clone());
-                match self.store.open(&session, self.now) {
+                match self.store.open(&session, proof.as_ref(), self.now) {
                     Ok((state, resumed)) => {
                         self.log(|| format!("server[{link}] attach resumed={resumed}"));
                         s.attach(state, resumed);
