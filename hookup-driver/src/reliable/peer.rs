@@ -247,6 +247,13 @@ impl<S, R: Transport<S>> ReliablePeer<S, R> {
             f.flush();
             f.poll_sync::<R>(&mut self.sync_timer, cx);
         }
+        if self.session.has_unsent_ack() {
+            // An ACK for what the application took is out within
+            // `ack_every` messages even while more wait to be taken
+            // (PROTOCOL.md §8: what a crash repeats). Pending: the drive
+            // loop below waits for room; an error ends the transport there.
+            let _ = self.io.poll_write(&mut self.session, cx);
+        }
         loop {
             self.drain_outcomes();
             while let Some(ev) = self.session.poll_event() {

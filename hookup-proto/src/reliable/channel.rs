@@ -59,6 +59,8 @@ pub(crate) struct Channel {
     /// Highest sequence covered by an ACK or greeting we sent.
     acked_upto: u64,
     recv_since_ack: u32,
+    /// An ACK was queued on the connection and may not be written out yet.
+    pub(crate) ack_queued: bool,
     ack_due: Option<Instant>,
     ack_now: bool,
     outcomes: VecDeque<(MessageId, Outcome)>,
@@ -88,6 +90,7 @@ impl Channel {
             ack_now_seqs: VecDeque::new(),
             acked_upto: 0,
             recv_since_ack: 0,
+            ack_queued: false,
             ack_due: None,
             ack_now: false,
             outcomes: VecDeque::new(),
@@ -236,6 +239,7 @@ impl Channel {
                 return;
             }
             self.acked_upto = self.delivered;
+            self.ack_queued = true;
         }
         if ack_due {
             self.ack_now = false;
@@ -359,6 +363,7 @@ impl Channel {
     /// the next one.
     pub(crate) fn on_disconnect(&mut self) {
         self.replay_pos = 0;
+        self.ack_queued = false;
         self.ack_now = false;
         self.ack_due = None;
         self.recv_since_ack = 0;

@@ -965,8 +965,24 @@ impl Session {
     pub fn advance_transmit(&mut self, n: usize) {
         if let Some(c) = &mut self.conn {
             c.advance_transmit(n);
+            if c.transmit_len() == 0 {
+                self.channel.ack_queued = false;
+            }
         }
         self.pump();
+    }
+
+    /// Whether an ACK waits in the output, not yet handed to the transport.
+    ///
+    /// A driver that hands messages to its application one at a time
+    /// writes out when this holds and the application comes back for the
+    /// next one, even with more messages waiting: the peer then learns of
+    /// what was taken within
+    /// [`SessionConfig::ack_every`](super::SessionConfig::ack_every)
+    /// messages (or [`ack_delay`](super::SessionConfig::ack_delay)), which
+    /// bounds what it sends again after this side crashes (PROTOCOL.md §8).
+    pub fn has_unsent_ack(&self) -> bool {
+        self.channel.ack_queued && self.transmit_len() > 0
     }
 
     /// Whether the caller should read from the transport.

@@ -343,6 +343,11 @@ impl Probe {
         let _ = self.tx.send(ev);
     }
 
+    /// A server event already reported, if any.
+    pub async fn try_next(&self) -> Option<ServerEvent> {
+        self.rx.lock().await.try_recv().ok()
+    }
+
     /// The next server event (bounded wait).
     pub async fn next(&self) -> ServerEvent {
         within(async { self.rx.lock().await.recv().await.expect("probe open") }).await
@@ -1129,20 +1134,35 @@ pub async fn ping_flood_memory_bounded<C: Client>(t: &Target<C>) {
             None => break,
         }
     }
-    // A close frame behind the pings: once the handler reports it, the
-    // server has processed every ping before it (the pongs are still
-    // unread by this peer).
-    c.write(&raw::client_frame(true, OP_CLOSE, &1000u16.to_be_bytes()))
-        .await;
+    let pings_sent = sent / ping.len();
     let mut pings = 0usize;
-    loop {
-        match t.probe.next().await {
-            ServerEvent::Got(Msg::Ping(_)) => pings += 1,
-            ServerEvent::Got(Msg::Close(_)) => break,
-            other => panic!("after {pings} pings the server saw {other:?}"),
+    if sent == 800 * batch.len() {
+        // The server kept reading: a close frame behind the pings tells
+        // when it has processed every one of them (the pongs are still
+        // unread by this peer).
+        c.write(&raw::client_frame(true, OP_CLOSE, &1000u16.to_be_bytes()))
+            .await;
+        loop {
+            match t.probe.next().await {
+                ServerEvent::Got(Msg::Ping(_)) => pings += 1,
+                ServerEvent::Got(Msg::Close(_)) => break,
+                other => panic!("after {pings} pings the server saw {other:?}"),
+            }
         }
+        assert_eq!(pings, pings_sent, "pings processed");
+    } else {
+        // The server stopped reading (its unread pongs filled the socket):
+        // what it holds now is all it will hold. It must have taken pings
+        // before stopping, or nothing was tested.
+        while let Some(ev) = t.probe.try_next().await {
+            match ev {
+                ServerEvent::Got(Msg::Ping(_)) => pings += 1,
+                other => panic!("after {pings} pings the server saw {other:?}"),
+            }
+        }
+        assert!(pings > 0, "the server took none of {pings_sent} pings");
     }
-    assert_eq!(pings, sent / ping.len(), "pings processed");
+    eprintln!("{pings} of {pings_sent} pings processed");
     if let (Some(before), Some(after)) = (before, rss_bytes()) {
         let grown = after.saturating_sub(before);
         eprintln!(
