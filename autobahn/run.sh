@@ -7,6 +7,10 @@
 #       (127.0.0.1:PORT) that echoes every text/binary message back on any
 #       request path (kosoku connects to ws://$AUTOBAHN_ADDR/echo).
 #
+#   autobahn/run.sh setup
+#       Only create (or update) the virtualenv with kosoku, e.g. before
+#       runs that start side by side.
+#
 #   autobahn/run.sh client NAME -- CMD [ARG...]
 #       CMD must act as the client under test against the fuzzing server at
 #       $AUTOBAHN_URL (ws://127.0.0.1:PORT, no trailing slash):
@@ -70,8 +74,27 @@ usage() {
 log() { printf 'autobahn: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 2; }
 
+# ---------------------------------------------------------------- venv
+# The virtualenv with kosoku: created and brought up to date here, or alone
+# with `autobahn/run.sh setup` (before runs that start side by side).
+ensure_venv() {
+    if [[ ! -x $VENV/bin/python ]]; then
+        log "creating virtualenv $VENV"
+        "$PY" -m venv "$VENV"
+    fi
+    if ! cmp -s "$HERE/requirements.txt" "$VENV/requirements.installed"; then
+        log "installing $(grep -v '^#' "$HERE/requirements.txt" | tr '\n' ' ')"
+        "$VENV/bin/pip" install -q --disable-pip-version-check -r "$HERE/requirements.txt"
+        cp "$HERE/requirements.txt" "$VENV/requirements.installed"
+    fi
+}
+
 # ---------------------------------------------------------------- arguments
 [[ $# -ge 1 && ( $1 == -h || $1 == --help ) ]] && usage
+if [[ $# -eq 1 && $1 == setup ]]; then
+    ensure_venv
+    exit 0
+fi
 [[ $# -ge 4 && $3 == -- ]] || usage
 MODE=$1 NAME=$2
 shift 3
@@ -100,16 +123,7 @@ if [[ -z ${AUTOBAHN_CASES:-} ]]; then
     esac
 fi
 
-# ---------------------------------------------------------------- venv
-if [[ ! -x $VENV/bin/python ]]; then
-    log "creating virtualenv $VENV"
-    "$PY" -m venv "$VENV"
-fi
-if ! cmp -s "$HERE/requirements.txt" "$VENV/requirements.installed"; then
-    log "installing $(grep -v '^#' "$HERE/requirements.txt" | tr '\n' ' ')"
-    "$VENV/bin/pip" install -q --disable-pip-version-check -r "$HERE/requirements.txt"
-    cp "$HERE/requirements.txt" "$VENV/requirements.installed"
-fi
+ensure_venv
 KOSOKU="$VENV/bin/kosoku"
 
 # ---------------------------------------------------------------- processes

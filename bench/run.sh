@@ -32,5 +32,6 @@ case "${1:-all}" in reliable|deflate) [ -n "${BENCH_FEATURES:-}" ] || BENCH_FEAT
 if [ -n "${BENCH_FEATURES:-}" ]; then features=(--features "$BENCH_FEATURES"); fi
 cargo build --release "${features[@]}" >&2
 
-mkdir -p target
-./target/release/bench-run "${1:-all}" | tee target/bench-last.md
+target=${CARGO_TARGET_DIR:-target}
+mkdir -p "$target"
+"$target/release/bench-run" "${1:-all}" | tee "$target/bench-last.md"

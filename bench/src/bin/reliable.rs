@@ -224,7 +224,14 @@ async fn raw_sync(ws: &mut WebSocket<hookup_tokio::MaybeTlsStream>) -> Result<u6
 }
 
 async fn raw_throughput(a: &Args, payload: Bytes) -> Result<Measured, BoxError> {
-    let mut ws = hookup_tokio::connect(&format!("ws://{}/count", a.addr)).await?;
+    // Like with like: the reliable client writes up to four write buffers
+    // per pass of its task (BATCH_BUFFERS in hookup-driver's reliable
+    // client), so raw `feed` writes out at the same size, not at every
+    // `write_buffer_size` of the default config.
+    let mut config = hookup_tokio::ClientConfig::default();
+    config.ws.write_buffer_size *= 4;
+    let request = hookup_tokio::ClientRequest::new(&format!("ws://{}/count", a.addr))?;
+    let (mut ws, _) = hookup_tokio::connect_with(request, &config).await?;
     let per_msg = a.variant == Variant::RawSend;
     let warm = (a.messages / 10).max(1);
     let mut sent = 0u64;
