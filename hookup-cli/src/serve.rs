@@ -71,7 +71,15 @@ async fn echo(
     while let Some(Ok(m)) = ws.recv().await {
         if m.is_data() {
             sink.write(&m);
-            if ws.send(m).await.is_err() {
+            // While more received messages wait, the echo is only queued
+            // (`feed`): a burst is answered with one write. The last one is
+            // sent, and `recv` writes out whatever is queued before it waits.
+            let queued = if ws.connection().has_events() {
+                ws.feed(m).await
+            } else {
+                ws.send(m).await
+            };
+            if queued.is_err() {
                 break;
             }
         }
