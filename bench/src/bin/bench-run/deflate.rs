@@ -17,7 +17,7 @@
 
 use std::process::Command;
 
-use super::{Case, Env, Row, env_or, fmt_size, kv};
+use super::{Case, Env, Row, env_or, fmt_size, kv, median};
 
 const CASES: &[Case] = &[
     Case {
@@ -36,19 +36,6 @@ const CASES: &[Case] = &[
 
 /// A row compressed fewer than this % of its echoes: flagged, not a candidate best peer.
 const MIN_COMPRESSED_PCT: f64 = 99.0;
-
-fn median(mut v: Vec<f64>) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
-}
 
 fn is_peer(imp: &str) -> bool {
     !imp.starts_with("hookup") && imp != "tcp"

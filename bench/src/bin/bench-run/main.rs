@@ -19,6 +19,7 @@
 //! - `BENCH_WARMUP` warmup seconds per case/impl (default 1)
 //! - `BENCH_IMPLS` comma list of impls (default: all that `echo-server --list` prints)
 //! - `BENCH_CASES` comma list of case numbers, 1-based (default: all)
+//! - `BENCH_REPS` repetitions of each throughput case, impls interleaved (default 3)
 //! - `BENCH_IDLE_CONNS` idle connections in idle mode (default 5000)
 //! - `BENCH_SERVER_CPU`, `BENCH_LOAD_CPU` cores to pin to (default 0 and 1)
 //! - `BENCH_PORT_BASE` first loopback port used (default 19100); each run uses the next one
@@ -88,6 +89,20 @@ fn env_or<T: std::str::FromStr>(key: &str, default: T) -> T {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
+}
+
+/// The median of `v` (NaN when empty).
+fn median(mut v: Vec<f64>) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
 }
 
 fn fmt_size(b: usize) -> String {
@@ -471,6 +486,82 @@ fn print_case(case_no: usize, case: &Case, rows: &[Row]) {
     }
 }
 
+/// The best peer's msgs/s and CPU per message in one repetition's rows.
+fn best_peer(rows: &[Row]) -> Option<&Row> {
+    rows.iter()
+        .filter(|r| is_peer(&r.imp) && r.msgs_per_sec > 0.0 && r.err.is_none())
+        .max_by(|a, b| a.msgs_per_sec.total_cmp(&b.msgs_per_sec))
+}
+
+/// One case over all repetitions: per impl the median msgs/s and server
+/// CPU per message, and the median (min–max) of the per-repetition ratios
+/// to the best peer of that repetition and to tcp.
+fn print_summary(case_no: usize, case: &Case, imps: &[String], reps: &[Vec<Row>]) {
+    println!(
+        "\n### Case {case_no} summary: {} conns × {}, window {}, {} repetitions\n",
+        case.conns,
+        fmt_size(case.size),
+        case.window,
+        reps.len()
+    );
+    println!(
+        "| impl | msgs/s median (min–max) | server CPU µs/msg median | ratio to best peer \
+         median (min–max) | CPU/msg ratio to best peer median (min–max) | ratio to tcp median \
+         (min–max) | noisy or failed runs |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    let range = |v: &[f64]| {
+        if v.is_empty() {
+            return "–".to_string();
+        }
+        let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        format!("{:.2} ({lo:.2}–{hi:.2})", median(v.to_vec()))
+    };
+    for imp in imps {
+        let (mut mps, mut cpu, mut vs_peer, mut cpu_vs_peer, mut vs_tcp) =
+            (vec![], vec![], vec![], vec![], vec![]);
+        let mut flagged = 0;
+        for rows in reps {
+            let Some(r) = rows.iter().find(|r| r.imp == *imp) else {
+                continue;
+            };
+            if r.err.is_some() {
+                flagged += 1;
+            }
+            if r.msgs_per_sec <= 0.0 {
+                continue;
+            }
+            mps.push(r.msgs_per_sec);
+            cpu.push(r.server_us_per_msg);
+            if let Some(b) = best_peer(rows) {
+                vs_peer.push(r.msgs_per_sec / b.msgs_per_sec);
+                if b.server_us_per_msg > 0.0 {
+                    cpu_vs_peer.push(r.server_us_per_msg / b.server_us_per_msg);
+                }
+            }
+            if let Some(t) = rows.iter().find(|r| r.imp == "tcp" && r.msgs_per_sec > 0.0) {
+                vs_tcp.push(r.msgs_per_sec / t.msgs_per_sec);
+            }
+        }
+        let lo = mps.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = mps.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        println!(
+            "| {imp} | {} | {:.3} | {} | {} | {} | {flagged} of {} |",
+            if mps.is_empty() {
+                "–".to_string()
+            } else {
+                format!("{:.0} ({lo:.0}–{hi:.0})", median(mps.clone()))
+            },
+            median(cpu),
+            range(&vs_peer),
+            range(&cpu_vs_peer),
+            range(&vs_tcp),
+            reps.len()
+        );
+    }
+}
+
 fn run_idle(env: &mut Env, imps: &[String], n: usize) {
     println!("\n### Idle memory: {n} idle connections (handshake done, then nothing)\n");
     println!("| impl | VmRSS before (KiB) | VmRSS with {n} idle (KiB) | bytes per idle conn |");
@@ -636,24 +727,43 @@ fn main() {
     );
 
     if mode != "idle" {
+        let reps: usize = env_or("BENCH_REPS", 3usize).max(1);
+        println!(
+            "- {reps} repetitions per case; the impls' order rotates from one repetition to \
+             the next (interleaved); each summary gives the median over repetitions and its \
+             range (min–max); ratios are taken within a repetition, then summarised"
+        );
         for &no in &case_nos {
             let Some(case) = CASES.get(no.wrapping_sub(1)) else {
                 eprintln!("no case {no}");
                 continue;
             };
-            let rows: Vec<Row> = imps
-                .iter()
-                .map(|imp| {
-                    eprintln!(
-                        "[bench-run] case {no} ({} × {} w{}) {imp} ...",
-                        case.conns,
-                        fmt_size(case.size),
-                        case.window
-                    );
-                    run_case(&mut env, case, imp, warmup, duration)
-                })
-                .collect();
-            print_case(no, case, &rows);
+            let mut all: Vec<Vec<Row>> = Vec::new();
+            for rep in 0..reps {
+                let mut rows: Vec<Row> = (0..imps.len())
+                    .map(|k| {
+                        let imp = &imps[(k + rep) % imps.len()];
+                        eprintln!(
+                            "[bench-run] case {no} ({} × {} w{}) rep {}/{reps} {imp} ...",
+                            case.conns,
+                            fmt_size(case.size),
+                            case.window,
+                            rep + 1
+                        );
+                        run_case(&mut env, case, imp, warmup, duration)
+                    })
+                    .collect();
+                // Table order is the impls' order, whatever order they ran in.
+                rows.sort_by_key(|r| imps.iter().position(|i| *i == r.imp));
+                if reps > 1 {
+                    println!("\n#### repetition {} of {reps}", rep + 1);
+                }
+                print_case(no, case, &rows);
+                all.push(rows);
+            }
+            if reps > 1 {
+                print_summary(no, case, &imps, &all);
+            }
         }
     }
     if mode != "throughput" {
@@ -667,5 +777,17 @@ fn main() {
             );
         }
         run_idle(&mut env, &imps, idle_conns);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::median;
+
+    #[test]
+    fn median_of_odd_and_even_counts() {
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(vec![4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert!(median(vec![]).is_nan());
     }
 }

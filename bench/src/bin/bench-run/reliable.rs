@@ -25,7 +25,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{Env, NOISY_PCT, Proc, Snap, env_or, fmt_size, kv};
+use super::{Env, NOISY_PCT, Proc, Snap, env_or, fmt_size, kv, median};
 
 /// All variants, throughput first; `raw` and `rtt-raw` are the baselines.
 const VARIANTS: &[&str] = &[
@@ -55,19 +55,6 @@ struct Sample {
 
 fn is_rtt(v: &str) -> bool {
     v.starts_with("rtt-")
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
 }
 
 fn run_one(env: &mut Env, variant: &str, messages: usize, size: usize) -> Result<Sample, String> {
@@ -297,17 +284,5 @@ pub(super) fn run(env: &mut Env) {
         for e in &errors {
             println!("- {e}");
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::median;
-
-    #[test]
-    fn median_of_odd_and_even_counts() {
-        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
-        assert_eq!(median(vec![4.0, 1.0, 3.0, 2.0]), 2.5);
-        assert!(median(vec![]).is_nan());
     }
 }
