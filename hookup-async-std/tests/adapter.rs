@@ -1,5 +1,4 @@
-//! The shared behavioural scenarios (hookup-tokio's `tests/common`, the
-//! same file) run against hookup-async-std on two executors, in the clear
+//! The shared behavioural scenarios (the `hookup-testkit` crate) run against hookup-async-std on two executors, in the clear
 //! (`plain`) and under TLS with a certificate generated at test time
 //! (`tls`):
 //!
@@ -16,10 +15,9 @@
 //! * `tokio_client_async_std_server::*`: hookup-tokio's client (on tokio)
 //!   against hookup-async-std's servers (on async-std).
 
-#[path = "../../hookup-tokio/tests/common/mod.rs"]
-mod common;
-#[path = "../../hookup-tokio/tests/common/tokio_adapter.rs"]
-mod tokio_adapter;
+use hookup_testkit as common;
+use hookup_testkit::tokio_adapter;
+use hookup_testkit::{all_scenarios, hookup_server, interop_scenarios};
 
 use std::future::Future;
 use std::marker::PhantomData;

@@ -1,10 +1,10 @@
-//! The shared behavioural scenarios (`tests/common`) run against
+//! The shared behavioural scenarios (the `hookup-testkit` crate) run against
 //! hookup-tokio: its `Server` and its client, in the clear (`plain::*`) and
 //! under TLS with a certificate generated at test time (`tls::*`).
 
-mod common;
-#[path = "common/tokio_adapter.rs"]
-mod tokio_adapter;
+use hookup_testkit as common;
+use hookup_testkit::all_scenarios;
+use hookup_testkit::tokio_adapter;
 
 use tokio_adapter::{harness, runtime};
 

@@ -161,19 +161,19 @@ macro_rules! hookup_server {
     ($server:expr, $config:expr, $probe:expr) => {{
         let mut s = $server
             .config($config)
-            .on_request($crate::common::hookup::on_request)
-            .http($crate::common::hookup::http);
-        for &path in $crate::common::ROUTES {
+            .on_request($crate::hookup::on_request)
+            .http($crate::hookup::http);
+        for &path in $crate::ROUTES {
             let probe = $probe.clone();
             s = s.route(path, move |ws, _req| {
-                $crate::common::serve_route(path, $crate::common::hookup::Ws(ws), probe.clone())
+                $crate::serve_route(path, $crate::hookup::Ws(ws), probe.clone())
             });
         }
-        let store = $crate::common::reliable::LazyStore::default();
-        for &(path, mode) in $crate::common::reliable::ROUTES {
+        let store = $crate::reliable::LazyStore::default();
+        for &(path, mode) in $crate::reliable::ROUTES {
             let store = store.clone();
             s = s.route(path, move |ws, _req| {
-                $crate::common::reliable::serve(mode, ws, store.clone())
+                $crate::reliable::serve(mode, ws, store.clone())
             });
         }
         s

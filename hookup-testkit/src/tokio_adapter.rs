@@ -1,7 +1,6 @@
 //! hookup-tokio under the suite: its client and its servers. Used by
 //! hookup-tokio's adapter tests and by hookup-async-std's interop tests
-//! (each includes this file next to `common`).
-#![allow(dead_code, unreachable_pub)]
+//! (both through this crate).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -9,8 +8,8 @@ use std::sync::Arc;
 
 use hookup_tokio::{ClientConfig, ClientRequest, MaybeTlsStream, Server, Tokio};
 
-use crate::common::hookup::{Harness, Tls, Ws, failure};
-use crate::common::{Client, Connected, Failure, Probe, Res};
+use crate::hookup::{Harness, Tls, Ws, failure};
+use crate::{Client, Connected, Failure, Probe, Res};
 
 pub type Sock = Ws<MaybeTlsStream, Tokio>;
 
@@ -56,7 +55,7 @@ impl Client for TokioClient {
     }
 }
 
-impl crate::common::reliable::Reliable for TokioClient {
+impl crate::reliable::Reliable for TokioClient {
     type Rt = Tokio;
     fn client_config(&self) -> ClientConfig {
         self.config.clone()
@@ -71,7 +70,7 @@ pub async fn start_servers(
     stop: tokio::sync::watch::Receiver<()>,
 ) -> [SocketAddr; 2] {
     let mut addrs = Vec::new();
-    for config in crate::common::hookup::server_configs() {
+    for config in crate::hookup::server_configs() {
         let mut s = crate::hookup_server!(Server::new(), config, probe);
         if let Some(t) = &tls {
             s = s.tls(t.server.clone());
@@ -90,11 +89,11 @@ pub async fn start_servers(
 /// tokio runtime.
 pub async fn harness(tls: bool) -> Harness<TokioClient> {
     let probe = Arc::new(Probe::default());
-    let tls = tls.then(crate::common::hookup::tls_configs);
+    let tls = tls.then(crate::hookup::tls_configs);
     let (stop, stopped) = tokio::sync::watch::channel(());
     let addrs = start_servers(tls.clone(), probe.clone(), stopped).await;
     let client = TokioClient {
-        config: crate::common::hookup::client_config(tls.as_ref()),
+        config: crate::hookup::client_config(tls.as_ref()),
     };
     Harness::new(client, addrs, tls.as_ref(), probe, stop)
 }

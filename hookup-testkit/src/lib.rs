@@ -22,11 +22,16 @@
 //! [`hookup`] adapts adapters built on `hookup-driver`; [`reliable`] has
 //! the scenarios of their reliability layer (the client names its runtime
 //! through [`reliable::Reliable`]).
-#![allow(dead_code, unreachable_pub)]
+//!
+//! Both adapters' `tests/adapter.rs` depend on this crate (`publish =
+//! false`); [`tokio_adapter`] is hookup-tokio's side, which
+//! hookup-async-std's interop scenarios use as well.
+#![allow(dead_code, missing_docs, clippy::should_implement_trait)]
 
 pub mod hookup;
 pub mod raw;
 pub mod reliable;
+pub mod tokio_adapter;
 
 pub use reliable::{
     reliable_ack_failed_on_deadline, reliable_acked_round_trip,
