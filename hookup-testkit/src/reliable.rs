@@ -112,7 +112,8 @@ where
 }
 
 /// The `hookup.v1` server side without a session: WELCOME (PROTOCOL.md:
-/// type 0x02, flags 0, id length, id, received `u64`), then silence (with
+/// type 0x02, flags "key follows", id length, id, received `u64`, resume
+/// key), then silence (with
 /// `stall`, nothing read for [`STALL`] first).
 async fn mute<S, R: Transport<S>>(mut ws: WebSocket<S, R>, stall: bool) {
     match ws.recv().await {
@@ -122,10 +123,13 @@ async fn mute<S, R: Transport<S>>(mut ws: WebSocket<S, R>, stall: bool) {
         ),
         other => panic!("expected HELLO, got {other:?}"),
     }
+    // A new session hands its resume key (flag bit 1, 32 bytes after
+    // `received`).
     let id = *b"mute-session-id!";
-    let mut welcome = vec![0x02, 0, id.len() as u8];
+    let mut welcome = vec![0x02, 0b10, id.len() as u8];
     welcome.extend_from_slice(&id);
     welcome.extend_from_slice(&0u64.to_be_bytes());
+    welcome.extend_from_slice(&[0x6b; 32]);
     if ws.send(Message::binary(welcome)).await.is_err() {
         return;
     }
