@@ -17,6 +17,7 @@
 //! ready or the earliest `poll_timeout` of any connection.
 
 use std::collections::HashMap;
+use std::io::ErrorKind::{ConnectionAborted, Interrupted, WouldBlock};
 use std::io::{self, IoSlice, Read, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::time::Instant;
@@ -56,14 +57,17 @@ impl Client {
             // (`wants_read` is false once closed, or while a peer that does
             // not read our replies has us owing too much: backpressure).
             if self.readable && !self.read_eof && self.conn.wants_read() {
+                progress = true;
                 match read_into(&mut self.conn, &mut self.tcp) {
                     Ok(0) => self.eof(now),
                     Ok(_) => self.conn.handle_read(now),
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.readable = false,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) if e.kind() == WouldBlock => {
+                        self.readable = false;
+                        progress = false;
+                    }
+                    Err(e) if e.kind() == Interrupted => {}
                     Err(_) => self.eof(now),
                 }
-                progress = true;
             }
             // 1. Every event, until `None`.
             while let Some(event) = self.conn.poll_event() {
@@ -94,8 +98,8 @@ impl Client {
                         // Room freed: `wants_read` may be true again.
                         progress = true;
                     }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.writable = false,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) if e.kind() == WouldBlock => self.writable = false,
+                    Err(e) if e.kind() == Interrupted => {}
                     Err(_) => self.fail_write(now),
                 }
             }
@@ -157,13 +161,16 @@ fn main() -> io::Result<()> {
             deflate.threshold = 0; // compress every echo (Autobahn's 12.x/13.x want that)
             config.deflate = Some(deflate);
         } else {
-            addr = arg.parse().map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+            addr = arg
+                .parse()
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         }
     }
     let mut poll = Poll::new()?;
     let mut events = Events::with_capacity(1024);
     let mut listener = TcpListener::bind(addr)?;
-    poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
+    poll.registry()
+        .register(&mut listener, LISTENER, Interest::READABLE)?;
     eprintln!("echo on ws://{}/ (any path)", listener.local_addr()?);
 
     let mut clients: HashMap<Token, Client> = HashMap::new();
@@ -175,7 +182,7 @@ fn main() -> io::Result<()> {
         let deadline = clients.values().filter_map(|c| c.conn.poll_timeout()).min();
         let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
         if let Err(e) = poll.poll(&mut events, timeout) {
-            if e.kind() == io::ErrorKind::Interrupted {
+            if e.kind() == Interrupted {
                 continue;
             }
             return Err(e);
@@ -184,7 +191,8 @@ fn main() -> io::Result<()> {
             if event.token() == LISTENER {
                 accept_all(&listener, &poll, &mut clients, &mut next_token, &config)?;
             } else if let Some(client) = clients.get_mut(&event.token()) {
-                client.readable |= event.is_readable() || event.is_read_closed() || event.is_error();
+                client.readable |=
+                    event.is_readable() || event.is_read_closed() || event.is_error();
                 client.writable |= event.is_writable() || event.is_error();
                 ready.push(event.token());
             }
@@ -200,12 +208,14 @@ fn main() -> io::Result<()> {
         ready.sort_unstable();
         ready.dedup();
         for token in ready.drain(..) {
-            let Some(client) = clients.get_mut(&token) else { continue };
+            let Some(client) = clients.get_mut(&token) else {
+                continue;
+            };
             if client.drive(now) {
                 // Closed and written out: shut the socket and forget it.
                 let mut client = clients.remove(&token).expect("just found");
                 let _ = client.tcp.shutdown(Shutdown::Write);
-                poll.registry().deregister(&mut client.tcp)?;
+                let _ = poll.registry().deregister(&mut client.tcp);
             } else {
                 client.update_interest(&poll, token)?;
             }
@@ -224,8 +234,10 @@ fn accept_all(
     loop {
         let mut tcp = match listener.accept() {
             Ok((tcp, _)) => tcp,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            Err(e) if e.kind() == WouldBlock => return Ok(()),
+            Err(e) if matches!(e.kind(), Interrupted | ConnectionAborted) => continue,
             Err(e) => {
+                // Out of descriptors, say: the rest wait for the next event.
                 eprintln!("accept: {e}");
                 return Ok(());
             }
@@ -233,7 +245,8 @@ fn accept_all(
         let _ = tcp.set_nodelay(true);
         let token = Token(*next_token);
         *next_token += 1;
-        poll.registry().register(&mut tcp, token, Interest::READABLE)?;
+        poll.registry()
+            .register(&mut tcp, token, Interest::READABLE)?;
         let mut config = config.clone();
         // Masking keys and nonces come from a seed: give it one from the OS.
         config.rng_seed = Some(os_seed());
