@@ -92,16 +92,17 @@ impl Client {
                 let mut slices = [IoSlice::new(&[]); 16];
                 let n = self.conn.transmit_vectored(&mut slices);
                 match self.tcp.write_vectored(&slices[..n]) {
-                    Ok(0) => self.fail_write(now),
-                    Ok(n) => {
-                        self.conn.advance_transmit(n);
-                        // Room freed: `wants_read` may be true again.
-                        progress = true;
+                    // Room freed: `wants_read` may be true again.
+                    Ok(n) if n > 0 => self.conn.advance_transmit(n),
+                    Err(e) if e.kind() == WouldBlock => {
+                        self.writable = false;
+                        break;
                     }
-                    Err(e) if e.kind() == WouldBlock => self.writable = false,
-                    Err(e) if e.kind() == Interrupted => {}
-                    Err(_) => self.fail_write(now),
+                    Err(e) if e.kind() == Interrupted => continue,
+                    // The connection hears of it: go round to drain its `Closed`.
+                    _ => self.fail_write(now),
                 }
+                progress = true;
             }
             if !progress {
                 // 3. (Timers: the main loop reads `poll_timeout` before it sleeps.)
