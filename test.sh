@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of the project on a fresh machine: unit, property and
 # simulation tests, adapter tests (plain and TLS), doc tests, the Autobahn
-# conformance suite for server and client of both adapters (cases 1-11
+# conformance suite for server and client of both adapters and for the
+# hookup-proto example server on mio (cases 1-11
 # without permessage-deflate, then the whole suite including 12.*/13.* with
 # permessage-deflate on), permessage-deflate interop with Python's
 # websockets, a smoke run of every benchmark mode, and a fuzz smoke of every
@@ -9,9 +10,10 @@
 # virtualenvs, cargo-fuzz).
 #
 # First the builds and `cargo test` (they use every core), then three lanes
-# side by side: Autobahn on hookup-tokio, Autobahn on hookup-async-std (each
-# kosoku run is one single-threaded Python process), and interop, benchmark
-# smoke and fuzz smoke. Each lane's output is printed when all are done; the
+# side by side: Autobahn on hookup-tokio, Autobahn on hookup-async-std and
+# on hookup-proto's mio example server (each kosoku run is one
+# single-threaded Python process), and interop, the mio server's deflate
+# Autobahn run, benchmark smoke and fuzz smoke. Each lane's output is printed when all are done; the
 # table at the end lists every stage as passed, FAILED or skipped (and why).
 #
 # Usage: ./test.sh                  everything (about 15 minutes on 2 cores)
@@ -84,7 +86,7 @@ run_lane() {  # run_lane N FUNCTION: FUNCTION's stages in the background, output
 
 # ------------------------------------------------------------ builds, cargo test
 stage "cargo test (workspace)" cargo test --workspace --locked
-stage "release build" cargo build --release --locked -p hookup-cli -p autobahn
+stage "release build" cargo build --release --locked -p hookup-cli -p autobahn -p hookup-proto --bins --examples
 if ((SKIP_BENCH)); then
     skip "bench build" "SKIP_BENCH=1"
 else
@@ -132,6 +134,9 @@ autobahn_async_std() {
     stage "autobahn client (hookup-async-std)" \
         autobahn/run.sh client hookup-async-std -- \
         target/release/autobahn-client-async-std --parallelism '{parallelism}' '{url}' '{agent}'
+    # hookup-proto in a loop nobody else drives: the mio example server.
+    stage "autobahn server (hookup-proto mio example)" \
+        autobahn/run.sh server hookup-proto-mio -- target/release/examples/mio_echo_server '{addr}'
     if ((SKIP_DEFLATE)); then
         skip "autobahn server (hookup-async-std, deflate)" "SKIP_DEFLATE=1"
         skip "autobahn client (hookup-async-std, deflate)" "SKIP_DEFLATE=1"
@@ -148,6 +153,13 @@ autobahn_async_std() {
 interop_bench_fuzz() {
     # permessage-deflate interop with Python's websockets (both directions).
     stage "permessage-deflate interop (Python websockets)" interop/deflate.sh target/release/hookup
+    if ((SKIP_DEFLATE)); then
+        skip "autobahn server (hookup-proto mio example, deflate)" "SKIP_DEFLATE=1"
+    else
+        stage "autobahn server (hookup-proto mio example, deflate)" \
+            deflate_run server hookup-proto-mio-deflate \
+            target/release/examples/mio_echo_server --deflate '{addr}'
+    fi
     if ((SKIP_BENCH)); then
         skip "bench smoke" "SKIP_BENCH=1"
     else
