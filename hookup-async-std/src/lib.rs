@@ -73,7 +73,7 @@ pub use hookup_proto::{
 };
 
 pub use client::{client, connect, connect_with};
-pub use hookup_driver::{ClientConfig, Error, Message, Result};
+pub use hookup_driver::{ClientConfig, Error, Limits, Message, Result};
 pub use rt::{AsyncIo, Config, ReadHalf, WebSocket, WriteHalf};
 pub use server::{
     BoundServer, ConnectionFuture, HttpResponse, Server, accept, accept_request, accept_with,

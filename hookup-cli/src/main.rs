@@ -61,6 +61,41 @@ enum Command {
         /// With --deflate: send messages shorter than this uncompressed.
         #[arg(long, default_value_t = 128, requires = "deflate")]
         deflate_threshold: usize,
+        /// Connections served at once; more are closed on accept.
+        #[arg(long, default_value_t = 10_000)]
+        max_connections: usize,
+        /// Connections served at once from one IP address (0: no limit).
+        #[arg(long, default_value_t = 256)]
+        max_connections_per_ip: usize,
+        /// Close a connection that sent nothing for this long (a ping is sent
+        /// halfway; 0: never).
+        #[arg(long, default_value = "60s", value_parser = parse_duration)]
+        idle_timeout: Duration,
+        /// Close a connection (1008) that takes longer than this to finish a
+        /// message it started (0: never).
+        #[arg(long, default_value = "60s", value_parser = parse_duration)]
+        message_timeout: Duration,
+        /// Drop a connection whose peer reads nothing of what we send for
+        /// this long (0: never).
+        #[arg(long, default_value = "60s", value_parser = parse_duration)]
+        write_stall_timeout: Duration,
+        /// Bytes of unfinished incoming messages all connections may hold
+        /// together; the connection that goes past it is closed with 1009
+        /// (0: no shared limit).
+        #[arg(long, default_value_t = 256 << 20)]
+        max_buffered_input: usize,
+        /// Largest /chat message, in bytes (larger: close 1009).
+        #[arg(long, default_value_t = 64 << 10)]
+        chat_max_message_size: usize,
+        /// Messages queued for one /chat client; a client that falls this far
+        /// behind is closed with 1008.
+        #[arg(long, default_value_t = 64)]
+        chat_queue: usize,
+        /// Origin allowed to open WebSockets (repeatable; "*": any). Default:
+        /// pages served from the listen address's host. Requests without an
+        /// Origin header (non-browser clients) are always allowed.
+        #[arg(long = "allowed-origin")]
+        allowed_origins: Vec<String>,
     },
     /// Send each line of standard input as a text message and print every
     /// message received, one per line.
@@ -149,7 +184,24 @@ fn main() -> ExitCode {
                 journal_dir,
                 deflate,
                 deflate_threshold,
+                max_connections,
+                max_connections_per_ip,
+                idle_timeout,
+                message_timeout,
+                write_stall_timeout,
+                max_buffered_input,
+                chat_max_message_size,
+                chat_queue,
+                allowed_origins,
             } => {
+                let nonzero = |d: Duration| (!d.is_zero()).then_some(d);
+                let mut limits = hookup_tokio::Limits::default();
+                limits.max_connections = max_connections;
+                limits.max_connections_per_ip = max_connections_per_ip;
+                limits.idle_timeout = nonzero(idle_timeout);
+                limits.message_timeout = nonzero(message_timeout);
+                limits.write_stall_timeout = nonzero(write_stall_timeout);
+                limits.max_buffered_input = (max_buffered_input > 0).then_some(max_buffered_input);
                 let opts = ServeOptions {
                     max_message_size,
                     reliable,
@@ -157,6 +209,10 @@ fn main() -> ExitCode {
                     session_ttl,
                     journal_dir,
                     deflate: deflate.then_some(deflate_threshold),
+                    limits,
+                    chat_max_message_size,
+                    chat_queue: chat_queue.max(1),
+                    allowed_origins,
                 };
                 serve::serve(listen, tls_cert.zip(tls_key), opts).await
             }

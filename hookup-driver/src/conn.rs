@@ -24,7 +24,7 @@ enum Phase {
 /// The driver of a plain WebSocket: a `Connection` on an `Io`.
 pub(crate) struct Core<S, R: Runtime> {
     pub(crate) conn: Connection,
-    io: Io<S, R>,
+    pub(crate) io: Io<S, R>,
     write_buffer_size: usize,
     phase: Phase,
     pub(crate) closed: Option<Closed>,
@@ -45,9 +45,11 @@ pub(crate) struct Core<S, R: Runtime> {
 
 impl<S, R: Transport<S>> Core<S, R> {
     pub(crate) fn new(conn: Connection, io: S, config: &Config) -> Self {
+        let mut io = Io::new(io, config.max_read_size);
+        io.set_write_stall_timeout(config.write_stall_timeout);
         Self {
             conn,
-            io: Io::new(io, config.max_read_size),
+            io,
             write_buffer_size: config.write_buffer_size,
             phase: Phase::Running,
             closed: None,

@@ -12,6 +12,7 @@
 
 use std::io::{self, IoSlice};
 use std::task::{Context, Poll, ready};
+use std::time::Duration;
 
 use hookup_proto::Endpoint;
 
@@ -62,6 +63,14 @@ pub struct Io<S, R: Runtime> {
     /// The first I/O error, until the driver takes it.
     error: Option<io::Error>,
     finish: Finish,
+    /// Longest time queued output may make no progress (see
+    /// [`set_write_stall_timeout`](Self::set_write_stall_timeout)).
+    stall_timeout: Option<Duration>,
+    /// Armed while a write waits: the deadline for progress.
+    stall: Option<R::Sleep>,
+    /// The write stalled past the timeout: no more writes are tried (the
+    /// end of the connection does not wait for this peer again).
+    stalled: bool,
 }
 
 impl<S, R: Transport<S>> Io<S, R> {
@@ -76,7 +85,23 @@ impl<S, R: Transport<S>> Io<S, R> {
             read_eof: false,
             error: None,
             finish: Finish::No,
+            stall_timeout: None,
+            stall: None,
+            stalled: false,
         }
+    }
+
+    /// Fails the transport (an I/O error of kind `TimedOut`) when queued
+    /// output makes no progress for `timeout`: the peer stopped reading.
+    /// `None` (the default) waits forever.
+    pub fn set_write_stall_timeout(&mut self, timeout: Option<Duration>) {
+        self.stall_timeout = timeout;
+        self.stall = None;
+    }
+
+    /// The write-stall timeout (see [`set_write_stall_timeout`](Self::set_write_stall_timeout)).
+    pub fn write_stall_timeout(&self) -> Option<Duration> {
+        self.stall_timeout
     }
 
     /// The stream.
@@ -218,6 +243,38 @@ impl<S, R: Transport<S>> Io<S, R> {
         e: &mut impl Endpoint,
         cx: &mut Context<'_>,
     ) -> Poll<io::Result<()>> {
+        if self.stalled {
+            return Poll::Ready(Err(io::ErrorKind::TimedOut.into()));
+        }
+        match self.poll_write_out_inner(e, cx) {
+            Poll::Pending => {
+                if let Some(t) = self.stall_timeout {
+                    let sleep = self
+                        .stall
+                        .get_or_insert_with(|| R::sleep_until(R::now() + t));
+                    if R::poll_sleep(sleep, cx).is_ready() {
+                        self.stall = None;
+                        self.stalled = true;
+                        return Poll::Ready(Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            format!("peer read nothing for {t:?}: write stalled"),
+                        )));
+                    }
+                }
+                Poll::Pending
+            }
+            ready => {
+                self.stall = None;
+                ready
+            }
+        }
+    }
+
+    fn poll_write_out_inner(
+        &mut self,
+        e: &mut impl Endpoint,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<()>> {
         while e.transmit_len() > 0 {
             let n = if R::is_write_vectored(&self.stream) {
                 let mut slices = [IoSlice::new(&[]); 32];
@@ -233,6 +290,8 @@ impl<S, R: Transport<S>> Io<S, R> {
             }
             e.advance_transmit(n);
             self.need_flush = true;
+            // Progress: the stall deadline starts again.
+            self.stall = None;
         }
         if self.need_flush {
             ready!(R::poll_flush(&mut self.stream, cx))?;
@@ -273,6 +332,11 @@ impl<S, R: Transport<S>> Io<S, R> {
 
     /// Shuts the stream's writing side down and drops the timer.
     pub fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.stalled {
+            // Shutting TLS down writes (close_notify): not to this peer.
+            self.timer = Timer::default();
+            return Poll::Ready(Err(io::ErrorKind::TimedOut.into()));
+        }
         let r = ready!(R::poll_close(&mut self.stream, cx));
         self.timer = Timer::default();
         Poll::Ready(r)

@@ -59,7 +59,8 @@ pub use error::{Error, Result};
 pub use message::Message;
 pub use net::{Bind, ConnectionFuture, Net, timeout};
 pub use server::{
-    BoundServer, HttpResponse, Routes, Server, accept, accept_request, accept_with, text_response,
+    BoundServer, HttpResponse, Limits, Routes, Server, accept, accept_request, accept_with,
+    text_response,
 };
 pub use split::{ReadHalf, WriteHalf};
 pub use timer::Timer;

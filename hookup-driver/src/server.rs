@@ -9,9 +9,9 @@ use std::collections::HashMap;
 use std::fmt;
 use std::future::{Future, poll_fn};
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::{Pin, pin};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::Duration;
 
@@ -244,6 +244,110 @@ impl<S, R: Transport<S>> Routes<S, R> {
 
 type Spawner = Arc<dyn Fn(ConnectionFuture) + Send + Sync>;
 
+/// What a [`Server`] lets unauthenticated peers make it hold, and for how
+/// long. Every field has a default meant to be safe on the open Internet
+/// (SECURITY.md compares them with other servers'); see
+/// [`Server::limits`].
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Limits {
+    /// Connections served at once (default 10,000). Past it a new TCP
+    /// connection is closed at once, before TLS or the handshake, and a
+    /// warning logged.
+    pub max_connections: usize,
+    /// Connections served at once from one IP address (default 256; 0:
+    /// no limit). Past it, as for `max_connections`.
+    pub max_connections_per_ip: usize,
+    /// Read inactivity limit of an open connection (default 60 s): a ping
+    /// at half of it, close 1001 at the end (the connection's
+    /// [`Config::idle_timeout`](hookup_proto::Config::idle_timeout)).
+    pub idle_timeout: Option<Duration>,
+    /// Time to finish a data message once its first frame header arrived
+    /// (default 60 s; close 1008; the connection's
+    /// [`Config::message_timeout`](hookup_proto::Config::message_timeout)).
+    pub message_timeout: Option<Duration>,
+    /// Time queued output may make no progress before the connection is
+    /// dropped (default 60 s; [`Config::write_stall_timeout`](crate::Config::write_stall_timeout)).
+    pub write_stall_timeout: Option<Duration>,
+    /// Bytes of unfinished incoming messages all connections may hold
+    /// together (default 256 MiB): past it, the connection whose read went
+    /// past it is closed with 1009 (see [`hookup_proto::InputBudget`]).
+    /// `None`: no shared budget (each connection is still bounded by its
+    /// `max_message_size`).
+    pub max_buffered_input: Option<usize>,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_connections: 10_000,
+            max_connections_per_ip: 256,
+            idle_timeout: Some(Duration::from_secs(60)),
+            message_timeout: Some(Duration::from_secs(60)),
+            write_stall_timeout: Some(Duration::from_secs(60)),
+            max_buffered_input: Some(256 << 20),
+        }
+    }
+}
+
+/// Connections being served, in total and by IP address.
+#[derive(Debug, Default)]
+struct Census {
+    counts: Mutex<(usize, HashMap<IpAddr, usize>)>,
+}
+
+/// A counted connection; uncounted on drop.
+struct Admitted {
+    census: Arc<Census>,
+    ip: Option<IpAddr>,
+}
+
+impl Census {
+    /// Counts a new connection from `ip`, or says which cap it is over.
+    fn admit(
+        self: &Arc<Self>,
+        ip: Option<IpAddr>,
+        limits: &Limits,
+    ) -> std::result::Result<Admitted, &'static str> {
+        let mut g = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        let (total, by_ip) = &mut *g;
+        if *total >= limits.max_connections {
+            return Err("connection limit reached");
+        }
+        if let Some(ip) = ip {
+            let n = by_ip.entry(ip).or_insert(0);
+            if limits.max_connections_per_ip > 0 && *n >= limits.max_connections_per_ip {
+                if *n == 0 {
+                    by_ip.remove(&ip);
+                }
+                return Err("per-IP connection limit reached");
+            }
+            *n += 1;
+        }
+        *total += 1;
+        Ok(Admitted {
+            census: self.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        let mut g = self.census.counts.lock().unwrap_or_else(|e| e.into_inner());
+        let (total, by_ip) = &mut *g;
+        *total -= 1;
+        if let Some(ip) = self.ip
+            && let Some(n) = by_ip.get_mut(&ip)
+        {
+            *n -= 1;
+            if *n == 0 {
+                by_ip.remove(&ip);
+            }
+        }
+    }
+}
+
 /// A WebSocket server over the sockets of the runtime `R`: routes upgrade
 /// requests by path to handlers and answers plain HTTP requests with a
 /// configurable response. Adapters name it with `R` fixed
@@ -257,6 +361,8 @@ type Spawner = Arc<dyn Fn(ConnectionFuture) + Send + Sync>;
 pub struct Server<R: Net> {
     routes: Routes<R::Stream, R>,
     spawn: Option<Spawner>,
+    limits: Limits,
+    census: Arc<Census>,
     tls_timeout: Duration,
     #[cfg(feature = "tls")]
     tls: Option<Arc<rustls::ServerConfig>>,
@@ -267,6 +373,8 @@ impl<R: Net> Clone for Server<R> {
         Self {
             routes: self.routes.clone(),
             spawn: self.spawn.clone(),
+            limits: self.limits.clone(),
+            census: self.census.clone(),
             tls_timeout: self.tls_timeout,
             #[cfg(feature = "tls")]
             tls: self.tls.clone(),
@@ -284,6 +392,7 @@ impl<R: Net> fmt::Debug for Server<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("Server");
         d.field("routes", &self.routes)
+            .field("limits", &self.limits)
             .field("spawner", &self.spawn.is_some());
         #[cfg(feature = "tls")]
         d.field("tls", &self.tls.is_some());
@@ -297,6 +406,8 @@ impl<R: Net> Server<R> {
         Self {
             routes: Routes::default(),
             spawn: None,
+            limits: Limits::default(),
+            census: Arc::default(),
             tls_timeout: Duration::from_secs(10),
             #[cfg(feature = "tls")]
             tls: None,
@@ -333,9 +444,18 @@ impl<R: Net> Server<R> {
         self
     }
 
-    /// Sets the connection configuration.
+    /// Sets the connection configuration. The [`limits`](Self::limits)
+    /// take precedence over its idle, message and write-stall timeouts and
+    /// its input budget.
     pub fn config(mut self, config: Config) -> Self {
         self.routes.set_config(config);
+        self
+    }
+
+    /// Sets the limits on what peers can make the server hold (default:
+    /// [`Limits::default`]).
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
         self
     }
 
@@ -364,8 +484,18 @@ impl<R: Net> Server<R> {
         R: Bind<A>,
     {
         let listener = R::bind(addr).await?;
+        let mut server = self;
+        let mut config = server.routes.config().clone();
+        config.proto.idle_timeout = server.limits.idle_timeout;
+        config.proto.message_timeout = server.limits.message_timeout;
+        config.write_stall_timeout = server.limits.write_stall_timeout;
+        config.proto.input_budget = server
+            .limits
+            .max_buffered_input
+            .map(hookup_proto::InputBudget::new);
+        server.routes.set_config(config);
         Ok(BoundServer {
-            server: Arc::new(self),
+            server: Arc::new(server),
             listener,
         })
     }
@@ -454,9 +584,24 @@ where
                 }
                 match incoming.as_mut().poll_next(cx) {
                     Poll::Ready(Some(Ok(tcp))) => {
+                        let peer = R::prepare(&tcp);
+                        let admitted = match self
+                            .server
+                            .census
+                            .admit(peer.map(|p| p.ip()), &self.server.limits)
+                        {
+                            Ok(a) => a,
+                            Err(why) => {
+                                tracing::warn!(?peer, "connection refused: {why}");
+                                drop(tcp);
+                                continue;
+                            }
+                        };
                         let server = self.server.clone();
-                        let conn: ConnectionFuture =
-                            Box::pin(async move { server.serve_connection(tcp).await });
+                        let conn: ConnectionFuture = Box::pin(async move {
+                            server.serve_connection(tcp).await;
+                            drop(admitted);
+                        });
                         match &self.server.spawn {
                             Some(spawn) => spawn(conn),
                             None => {

@@ -34,6 +34,11 @@ pub struct Config {
     /// 4 KiB and grow while the socket keeps filling them, so idle
     /// connections hold little memory.
     pub max_read_size: usize,
+    /// Longest time queued output may make no progress before the
+    /// connection is failed (an I/O error of kind `TimedOut`): a peer that
+    /// stopped reading (default `None`: wait forever; a [`Server`](crate::Server)
+    /// sets its [`Limits::write_stall_timeout`](crate::Limits::write_stall_timeout)).
+    pub write_stall_timeout: Option<std::time::Duration>,
 }
 
 impl Default for Config {
@@ -42,6 +47,7 @@ impl Default for Config {
             proto: hookup_proto::Config::default(),
             write_buffer_size: 128 << 10,
             max_read_size: 64 << 10,
+            write_stall_timeout: None,
         }
     }
 }
@@ -144,6 +150,11 @@ impl<S, R: Transport<S>> WebSocket<S, R> {
     /// driver (the reliable session layer does this).
     pub fn into_parts(self) -> (Connection, S) {
         self.core.into_parts()
+    }
+
+    /// The write-stall timeout this connection was configured with.
+    pub(crate) fn write_stall_timeout(&self) -> Option<std::time::Duration> {
+        self.core.io.write_stall_timeout()
     }
 
     /// How the connection ended, once it has.

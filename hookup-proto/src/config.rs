@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::deflate::DeflateConfig;
+use crate::limits::InputBudget;
 
 /// Configuration of a [`Connection`](crate::Connection).
 ///
@@ -57,6 +58,22 @@ pub struct Config {
     /// offer it and a server accept offers of it. See
     /// [`deflate`](crate::deflate).
     pub deflate: Option<DeflateConfig>,
+    /// Read inactivity limit once open (default `None`: none). When
+    /// nothing has been read for half of it, a ping is sent (a live peer's
+    /// pong counts as input); when nothing has been read for all of it, the
+    /// connection fails with close 1001 ([`ProtocolError::IdleTimeout`](crate::ProtocolError::IdleTimeout)).
+    /// Time spent not reading because the application has not taken what
+    /// was received ([`max_buffered_bytes`](Self::max_buffered_bytes)) does not count.
+    pub idle_timeout: Option<Duration>,
+    /// Time allowed to finish a data message once its first frame header
+    /// has arrived (default `None`: no limit); past it the connection fails
+    /// with close 1008 ([`ProtocolError::MessageTimeout`](crate::ProtocolError::MessageTimeout)).
+    /// Time spent not reading because the application has not taken what
+    /// was received does not count.
+    pub message_timeout: Option<Duration>,
+    /// A budget of unfinished input shared with other connections (default
+    /// `None`: none). See [`InputBudget`].
+    pub input_budget: Option<InputBudget>,
 }
 
 impl Default for Config {
@@ -73,6 +90,9 @@ impl Default for Config {
             rng_seed: None,
             zero_copy_threshold: 16 << 10,
             deflate: None,
+            idle_timeout: None,
+            message_timeout: None,
+            input_budget: None,
         }
     }
 }

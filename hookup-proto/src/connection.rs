@@ -15,6 +15,7 @@ use crate::deflate::{self, Deflate, DeflateParams};
 use crate::error::{Error, HandshakeError, ProtocolError, UsageError};
 use crate::frame::{FrameHeader, MAX_HEADER_LEN, OpCode};
 use crate::handshake::{self, Accept, ClientRequest, Request};
+use crate::limits::Charge;
 use crate::mask::apply_mask;
 use crate::message::{Closed, Event, Fragment, Initiator, Message, MessageKind, Utf8Bytes};
 use crate::rng::Rng;
@@ -58,9 +59,13 @@ pub enum State {
 enum Timer {
     Handshake = 0,
     Close = 1,
+    /// `Config::idle_timeout`: ping at half, fail at the end.
+    Idle = 2,
+    /// `Config::message_timeout`.
+    Message = 3,
 }
 
-const TIMER_COUNT: usize = 2;
+const TIMER_COUNT: usize = 4;
 
 /// Pings remembered for round-trip times.
 const MAX_PENDING_PINGS: usize = 16;
@@ -216,6 +221,13 @@ pub struct Connection {
     pending_close: Option<(FrameHeader, Bytes)>,
     /// permessage-deflate state, once negotiated.
     deflate: Option<Box<Deflate>>,
+    /// This connection's charge against `Config::input_budget`.
+    charge: Charge,
+    /// The idle timer sent its ping and nothing was read since.
+    idle_pinged: bool,
+    /// A data message started in the input processed last (re-arms the
+    /// message timer).
+    message_started: bool,
 }
 
 impl Connection {
@@ -243,6 +255,9 @@ impl Connection {
             pending_fail: None,
             pending_close: None,
             deflate: None,
+            charge: Charge::new(config.input_budget.clone()),
+            idle_pinged: false,
+            message_started: false,
             config,
         };
         if !matches!(state, State::Open)
@@ -292,7 +307,9 @@ impl Connection {
     /// A connection whose opening handshake was done elsewhere (for example
     /// by hyper's upgrade mechanism). It starts [`State::Open`].
     pub fn new_open(role: Role, config: Config, now: Instant) -> Self {
-        Self::new(role, State::Open, Handshake::Done, config, now)
+        let mut conn = Self::new(role, State::Open, Handshake::Done, config, now);
+        conn.check_limits();
+        conn
     }
 
     /// Like [`new_open`](Self::new_open), with permessage-deflate parameters
@@ -306,6 +323,7 @@ impl Connection {
     ) -> Self {
         let mut conn = Self::new(role, State::Open, Handshake::Done, config, now);
         conn.deflate = deflate.map(|p| Box::new(Deflate::new(p, conn.config.deflate.as_ref())));
+        conn.check_limits();
         conn
     }
 
@@ -393,6 +411,7 @@ impl Connection {
     /// Processes bytes appended to [`read_buf`](Self::read_buf).
     pub fn handle_read(&mut self, now: Instant) {
         self.process(now);
+        self.check_limits();
         if self.recv.is_empty() && self.recv.capacity() > 64 << 10 {
             // Give back the memory of a large message once it is consumed.
             self.recv = BytesMut::new();
@@ -453,6 +472,7 @@ impl Connection {
                 _ => {}
             }
         }
+        self.limit_timeouts(now);
     }
 
     // ------------------------------------------------------------ output
@@ -601,6 +621,7 @@ impl Connection {
         }));
         // Frames that arrived with the request.
         self.process_frames();
+        self.check_limits();
         Ok(())
     }
 
@@ -955,6 +976,7 @@ impl Connection {
         }
         self.state = State::Closed;
         self.timers = [None; TIMER_COUNT];
+        self.charge.set(0);
         self.partial = None;
         self.incoming = None;
         self.recv = BytesMut::new();
@@ -1148,6 +1170,8 @@ impl Connection {
                         if header.opcode == OpCode::Text {
                             self.utf8.reset();
                         }
+                        self.message_started |=
+                            matches!(header.opcode, OpCode::Text | OpCode::Binary);
                         let compressed = (header.rsv != 0 || header.opcode == OpCode::Continuation)
                             && self.begin_compressed(&header);
                         PartialFrame {
@@ -1495,6 +1519,82 @@ impl Connection {
     #[inline(never)]
     fn push_grow(&mut self, ev: Queued) {
         self.events.push_back(ev);
+    }
+}
+
+// ------------------------------------------------------------ limits
+// Read inactivity, message completion and the shared input budget
+// (`Config::{idle_timeout, message_timeout, input_budget}`).
+impl Connection {
+    /// After input was processed (and on opening): re-arms the idle timer,
+    /// arms or clears the message timer and charges the unfinished input.
+    fn check_limits(&mut self) {
+        if !matches!(self.state, State::Open | State::ClosingLocal) {
+            return;
+        }
+        let now = self.now;
+        if let Some(t) = self.config.idle_timeout {
+            self.idle_pinged = false;
+            self.set_timer(Timer::Idle, now + t / 2);
+        }
+        let started = std::mem::take(&mut self.message_started);
+        if let Some(t) = self.config.message_timeout {
+            let in_progress =
+                self.partial.is_some() || self.incoming.is_some() || !self.recv.is_empty();
+            if !in_progress {
+                self.timers[Timer::Message as usize] = None;
+            } else if started || self.timers[Timer::Message as usize].is_none() {
+                self.set_timer(Timer::Message, now + t);
+            }
+        }
+        if self.charge.active() {
+            let incoming = self
+                .incoming
+                .as_ref()
+                .map_or(0, |m| m.first.as_ref().map_or(0, Bytes::len) + m.buf.len());
+            let inflating = self.deflate.as_ref().map_or(0, |d| d.pending_output());
+            let held = self.recv.len() + incoming + inflating;
+            if !self.charge.set(held) {
+                let limit = self.config.input_budget.as_ref().map_or(0, |b| b.limit());
+                self.defer_fail(ProtocolError::InputBudgetExhausted { limit });
+            }
+        }
+    }
+
+    /// Fires the idle and message timers if due. Neither counts time in
+    /// which this side does not read (the application has not taken what
+    /// was received): they are re-armed instead.
+    fn limit_timeouts(&mut self, now: Instant) {
+        if !matches!(self.state, State::Open | State::ClosingLocal) {
+            return;
+        }
+        if self.timer_due(Timer::Idle, now) {
+            self.timers[Timer::Idle as usize] = None;
+            if let Some(t) = self.config.idle_timeout {
+                let half = t / 2;
+                if !self.wants_read() {
+                    self.idle_pinged = false;
+                    self.set_timer(Timer::Idle, now + half);
+                } else if !self.idle_pinged {
+                    self.idle_pinged = true;
+                    if self.state == State::Open {
+                        self.write_frame(OpCode::Ping, true, &[]);
+                    }
+                    self.set_timer(Timer::Idle, now + (t - half));
+                } else {
+                    return self.fail(ProtocolError::IdleTimeout(t));
+                }
+            }
+        }
+        if self.timer_due(Timer::Message, now) {
+            self.timers[Timer::Message as usize] = None;
+            if let Some(t) = self.config.message_timeout {
+                if self.wants_read() {
+                    return self.fail(ProtocolError::MessageTimeout(t));
+                }
+                self.set_timer(Timer::Message, now + t);
+            }
+        }
     }
 }
 

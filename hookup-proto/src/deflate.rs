@@ -644,6 +644,12 @@ impl Deflate {
         self.rx.as_ref().map(|m| m.kind)
     }
 
+    /// Memory held by decompressed bytes of the message being received that
+    /// were not delivered yet (counted against an input budget).
+    pub(crate) fn pending_output(&self) -> usize {
+        self.rx.as_ref().map_or(0, |m| m.out.capacity())
+    }
+
     /// Starts receiving a compressed message (its first frame had RSV1).
     pub(crate) fn begin(&mut self, kind: MessageKind) {
         self.rx = Some(Inflating {

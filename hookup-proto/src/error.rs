@@ -66,6 +66,21 @@ pub enum ProtocolError {
     CompressedControlFrame,
     /// A compressed message that is not valid deflate data.
     InvalidCompressedData(String),
+    /// Nothing was read for [`Config::idle_timeout`](crate::Config::idle_timeout),
+    /// not even the answer to the ping sent halfway through (close 1001).
+    IdleTimeout(Duration),
+    /// A data message was started but not finished within
+    /// [`Config::message_timeout`](crate::Config::message_timeout) (close 1008).
+    MessageTimeout(Duration),
+    /// The unfinished input of all connections sharing an
+    /// [`InputBudget`](crate::InputBudget) passed its limit after a read of
+    /// this connection: the message in progress is refused with close 1009
+    /// (1013, "try again later", would fit better, but RFC 6455 §7.4.1 does
+    /// not define it and strict peers, this crate included, reject it).
+    InputBudgetExhausted {
+        /// The budget's limit in bytes.
+        limit: usize,
+    },
 }
 
 impl ProtocolError {
@@ -74,6 +89,9 @@ impl ProtocolError {
         match self {
             Self::InvalidUtf8 | Self::InvalidCompressedData(_) => CloseCode::INVALID_PAYLOAD,
             Self::FrameTooLarge { .. } | Self::MessageTooLarge { .. } => CloseCode::MESSAGE_TOO_BIG,
+            Self::IdleTimeout(_) => CloseCode::GOING_AWAY,
+            Self::MessageTimeout(_) => CloseCode::POLICY_VIOLATION,
+            Self::InputBudgetExhausted { .. } => CloseCode::MESSAGE_TOO_BIG,
             _ => CloseCode::PROTOCOL_ERROR,
         }
     }
@@ -106,6 +124,12 @@ impl fmt::Display for ProtocolError {
             Self::CompressedContinuation => f.write_str("RSV1 set on a continuation frame"),
             Self::CompressedControlFrame => f.write_str("RSV1 set on a control frame"),
             Self::InvalidCompressedData(e) => write!(f, "invalid compressed data: {e}"),
+            Self::IdleTimeout(d) => write!(f, "nothing received for {d:?}"),
+            Self::MessageTimeout(d) => write!(f, "message not completed within {d:?}"),
+            Self::InputBudgetExhausted { limit } => write!(
+                f,
+                "unfinished input of all connections exceeds the budget of {limit} bytes"
+            ),
         }
     }
 }

@@ -43,7 +43,7 @@ pub use hookup_proto::{
 };
 
 pub use client::{ClientConfig, client, connect, connect_with};
-pub use hookup_driver::{Error, Result};
+pub use hookup_driver::{Error, Limits, Result};
 pub use message::Message;
 pub use server::{
     BoundServer, HttpResponse, Server, accept, accept_request, accept_with, text_response,

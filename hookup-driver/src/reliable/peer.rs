@@ -177,15 +177,18 @@ impl<S, R: Transport<S>> ReliablePeer<S, R> {
         crate::entropy::seed(&mut config.connection);
         let max_read = 64 << 10;
         let legacy = ws.subprotocol() == Some(LEGACY_SUBPROTOCOL);
+        let stall = ws.write_stall_timeout();
         let (conn, stream) = ws.into_parts();
         let session = if legacy {
             Session::legacy_server(conn, config, R::now())
         } else {
             Session::server(conn, config, R::now())
         };
+        let mut io = Io::new(stream, max_read);
+        io.set_write_stall_timeout(stall);
         Self {
             session,
-            io: Io::new(stream, max_read),
+            io,
             store,
             pending: HashMap::new(),
             parked: false,

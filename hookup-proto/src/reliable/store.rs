@@ -1,6 +1,6 @@
 //! A server's sessions while their clients are away.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use super::channel::Channel;
@@ -135,6 +135,13 @@ pub struct SessionStore {
     /// Parked sessions by the time they were parked (oldest first), for
     /// expiry and eviction in a deterministic order.
     by_age: BTreeSet<(Instant, Vec<u8>)>,
+    /// Parked sessions never resumed, by the time they were parked: the
+    /// newest of them are evicted first, so that a flood of new sessions
+    /// evicts itself rather than sessions parked before it.
+    fresh: BTreeSet<(Instant, Vec<u8>)>,
+    /// Sessions (attached or parked) a client resumed at least once: they
+    /// are evicted only after every session never resumed.
+    established: HashSet<Vec<u8>>,
     /// The next ack deadline of each parked session that has one.
     deadlines: BTreeSet<(Instant, Vec<u8>)>,
     /// Attached sessions' ids and key digests.
@@ -165,6 +172,8 @@ impl SessionStore {
             config,
             parked: HashMap::new(),
             by_age: BTreeSet::new(),
+            fresh: BTreeSet::new(),
+            established: HashSet::new(),
             deadlines: BTreeSet::new(),
             attached: HashMap::new(),
             bytes: 0,
@@ -228,6 +237,9 @@ impl SessionStore {
                 // its unacknowledged messages numbered afresh and sent
                 // again (at-least-once), with a new key.
                 let resumed = !state.channel.conflicted;
+                if resumed {
+                    self.established.insert(state.id.clone());
+                }
                 if !resumed {
                     let key = ResumeKey::generate(&mut self.rng);
                     state.key_digest = key.digest();
@@ -280,6 +292,9 @@ impl SessionStore {
             self.deadlines.insert((d, id.clone()));
         }
         self.by_age.insert((now, id.clone()));
+        if !self.established.contains(&id) {
+            self.fresh.insert((now, id.clone()));
+        }
         self.parked.insert(
             id,
             Parked {
@@ -288,11 +303,15 @@ impl SessionStore {
                 deadline,
             },
         );
+        // Over the bounds: the newest sessions never resumed go first (a
+        // flood of new sessions pushes out itself), then the oldest
+        // established ones.
         while self.parked.len() > self.config.max_sessions || self.bytes > self.config.max_bytes {
-            let Some((_, oldest)) = self.by_age.first().cloned() else {
+            let Some((_, victim)) = self.fresh.last().or_else(|| self.by_age.first()).cloned()
+            else {
                 break;
             };
-            self.evict(&oldest);
+            self.evict(&victim);
         }
     }
 
@@ -301,6 +320,7 @@ impl SessionStore {
     /// dropped ([`DropReason::Shutdown`]).
     pub fn release(&mut self, mut state: SessionState) {
         self.attached.remove(&state.id);
+        self.established.remove(&state.id);
         state.channel.drop_all(DropReason::Shutdown);
         self.collect(&mut state);
         if let Some(d) = &mut self.dropped {
@@ -324,6 +344,7 @@ impl SessionStore {
     fn unpark(&mut self, id: &[u8]) -> Option<SessionState> {
         let p = self.parked.remove(id)?;
         self.by_age.remove(&(p.since, p.state.id.clone()));
+        self.fresh.remove(&(p.since, p.state.id.clone()));
         if let Some(d) = p.deadline {
             self.deadlines.remove(&(d, p.state.id.clone()));
         }
@@ -333,6 +354,7 @@ impl SessionStore {
 
     fn evict(&mut self, id: &[u8]) {
         if let Some(mut state) = self.unpark(id) {
+            self.established.remove(id);
             state.channel.drop_all(DropReason::Expired);
             self.collect(&mut state);
             self.expired += 1;
