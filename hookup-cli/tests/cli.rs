@@ -3,56 +3,12 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::process::{Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_hookup");
+mod common;
 
-/// Kills and reaps the child when dropped (also when a test panics).
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
-
-/// `hookup serve` on a free port, once it accepts connections.
-fn serve() -> (Guard, u16) {
-    serve_with(&[])
-}
-
-/// `hookup serve` with extra flags on a free port.
-fn serve_with(extra: &[&str]) -> (Guard, u16) {
-    let port = free_port();
-    let child = Command::new(BIN)
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .args(extra)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn hookup serve");
-    let mut guard = Guard(child);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return (guard, port);
-        }
-        if let Ok(Some(status)) = guard.0.try_wait() {
-            panic!("hookup serve exited early: {status}");
-        }
-        assert!(Instant::now() < deadline, "hookup serve never listened");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
+use common::{BIN, Guard, free_port, serve, serve_with};
 
 /// Waits for the child (bounded), collecting its output.
 fn finish(mut guard: Guard, limit: Duration) -> (ExitStatus, String, String) {
