@@ -1,13 +1,11 @@
 //! Connecting as a client.
 
-use hookup_driver::{Result, client_handshake};
+use hookup_driver::{ClientConfig, Result, client_handshake};
 use hookup_proto::{ClientRequest, Response};
 use tokio::io::{AsyncRead, AsyncWrite};
 
-pub use hookup_driver::ClientConfig;
-
+use crate::rt::{Config, Tokio, WebSocket};
 use crate::stream::MaybeTlsStream;
-use crate::ws::{Config, Tokio, WebSocket};
 
 /// Connects to a `ws://` or `wss://` URL with default settings.
 pub async fn connect(url: &str) -> Result<WebSocket<MaybeTlsStream>> {

@@ -28,13 +28,12 @@
 #![deny(missing_docs)]
 
 mod client;
-mod message;
 pub mod reliable;
+mod rt;
 mod server;
 mod stream;
 #[cfg(feature = "tls")]
 pub mod tls;
-mod ws;
 
 pub use hookup_driver;
 pub use hookup_proto as proto;
@@ -42,14 +41,14 @@ pub use hookup_proto::{
     Accept, ClientRequest, CloseCode, CloseFrame, Closed, Request, Response, Role,
 };
 
-pub use client::{ClientConfig, client, connect, connect_with};
-pub use hookup_driver::{Error, Limits, Result};
-pub use message::Message;
+pub use client::{client, connect, connect_with};
+pub use hookup_driver::{ClientConfig, Error, Limits, Message, Result};
+pub use rt::{Config, ReadHalf, Tokio, WebSocket, WriteHalf};
 pub use server::{
-    BoundServer, HttpResponse, Server, accept, accept_request, accept_with, text_response,
+    BoundServer, ConnectionFuture, HttpResponse, Server, accept, accept_request, accept_with,
+    text_response,
 };
 pub use stream::MaybeTlsStream;
-pub use ws::{Config, ReadHalf, Tokio, WebSocket, WriteHalf};
 
 /// The README's code, compiled as a doc test.
 #[doc = include_str!("../../README.md")]

@@ -7,9 +7,9 @@ use hookup_driver::Result;
 use hookup_proto::{Accept, Request};
 use tokio::io::{AsyncRead, AsyncWrite};
 
-pub use hookup_driver::{HttpResponse, text_response};
+pub use hookup_driver::{ConnectionFuture, HttpResponse, text_response};
 
-use crate::ws::{Config, Tokio, WebSocket};
+use crate::rt::{Config, Tokio, WebSocket};
 
 /// Accepts a WebSocket on `io` with default settings, for any path.
 pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(io: S) -> Result<WebSocket<S>> {

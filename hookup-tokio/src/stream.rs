@@ -17,7 +17,7 @@ use hookup_driver::{Bind, ConnectionFuture, Net};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
 
-use crate::ws::Tokio;
+use crate::rt::Tokio;
 
 /// A TCP stream, in the clear or wrapped in TLS.
 #[derive(Debug)]

@@ -1,3 +1,0 @@
-//! What the stream yields and the sink takes (defined in `hookup-driver`).
-
-pub use hookup_driver::Message;
