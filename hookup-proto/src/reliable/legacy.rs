@@ -28,7 +28,7 @@ use std::cell::Cell;
 use std::fmt;
 
 use serde::Deserialize;
-use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
 /// The WebSocket subprotocol name of this wire format.
@@ -325,10 +325,15 @@ const WHITESPACE: [char; 4] = [' ', '\t', '\n', '\r'];
 /// error) and every literal, and stops at the first array or object
 /// nested deeper than the bound, before reading it: linear in the input.
 fn validate(text: &str) -> Result<(), LegacyError> {
+    check(text, 1)
+}
+
+/// [`validate`], for a value at nesting `depth` (1: the outermost).
+fn check(text: &str, depth: usize) -> Result<(), LegacyError> {
     let too_deep = Cell::new(false);
     let mut de = serde_json::Deserializer::from_str(text);
     let seed = Check {
-        depth: 1,
+        depth,
         too_deep: &too_deep,
     };
     seed.deserialize(&mut de)
@@ -352,7 +357,10 @@ fn syntax(text: &str, e: &serde_json::Error) -> LegacyError {
     }
     let line_start = match e.line() {
         0 | 1 => 0,
-        n => text.match_indices('\n').nth(n - 2).map_or(0, |(i, _)| i + 1),
+        n => text
+            .match_indices('\n')
+            .nth(n - 2)
+            .map_or(0, |(i, _)| i + 1),
     };
     LegacyError::Syntax {
         offset: (line_start + e.column()).saturating_sub(1).min(text.len()),
@@ -466,6 +474,14 @@ fn decode_string(v: &RawValue) -> Result<Cow<'_, str>, LegacyError> {
     }
 
     let text = v.get();
+    if let Some(inside) = text
+        .strip_prefix('"')
+        .and_then(|t| t.strip_suffix('"'))
+        .filter(|t| !t.contains('\\'))
+    {
+        // Checked by serde_json, and nothing to decode.
+        return Ok(Cow::Borrowed(inside));
+    }
     serde_json::from_str::<Text<'_>>(text)
         .map(|t| t.0)
         .map_err(|e| syntax(text, &e))
@@ -486,18 +502,56 @@ struct Fields<'a> {
 impl<'a> Fields<'a> {
     /// Validates `text` as one JSON value, which must be an object, and
     /// picks out its known fields.
+    ///
+    /// One pass of serde_json over the object reads its keys and unknown
+    /// values ([`Check`]) and skips over the known values, kept as their
+    /// text (serde_json checks their syntax but not their strings' escapes
+    /// nor their depth); those are checked afterwards, unless they are
+    /// digits or a string without escapes, which need nothing more.
     fn scan(text: &'a str) -> Result<Self, LegacyError> {
-        validate(text)?;
         if !text.trim_start_matches(WHITESPACE).starts_with('{') {
+            // Valid JSON of another kind, or not JSON at all.
+            validate(text)?;
             return Err(LegacyError::NotAnObject);
         }
-        Self::read(text)
+        // On invalid JSON, the reading that checks everything in order
+        // reports the first problem (as for any other input).
+        let f = Self::read(text).map_err(|e| validate(text).err().unwrap_or(e))?;
+        for v in [f.kind, f.id, f.content, f.message, f.timeout] {
+            let Some(v) = v else { continue };
+            let member = v.get();
+            let simple = (!member.is_empty() && member.bytes().all(|b| b.is_ascii_digit()))
+                || (member.starts_with('"') && !member.contains('\\'));
+            if !simple {
+                let at = (member.as_ptr() as usize).saturating_sub(text.as_ptr() as usize);
+                check(member, 2).map_err(|e| match e {
+                    LegacyError::Syntax { offset } => LegacyError::Syntax {
+                        offset: at + offset,
+                    },
+                    e => e,
+                })?;
+            }
+        }
+        Ok(f)
     }
 
-    /// Picks out the known fields of `text`, a JSON object [`validate`]
-    /// accepted (or part of one).
+    /// Picks out the known fields of `text`, a JSON object, without
+    /// checking their values (see [`scan`](Self::scan)).
     fn read(text: &'a str) -> Result<Self, LegacyError> {
-        let f: Self = serde_json::from_str(text).map_err(|e| syntax(text, &e))?;
+        let too_deep = Cell::new(false);
+        let mut de = serde_json::Deserializer::from_str(text);
+        let f = FieldsSeed {
+            too_deep: &too_deep,
+        }
+        .deserialize(&mut de)
+        .and_then(|f| de.end().map(|()| f))
+        .map_err(|e| {
+            if too_deep.get() {
+                LegacyError::TooDeep
+            } else {
+                syntax(text, &e)
+            }
+        })?;
         match f.duplicate {
             Some(name) => Err(LegacyError::DuplicateField(name)),
             None => Ok(f),
@@ -536,15 +590,21 @@ impl<'a> Fields<'a> {
     }
 }
 
-impl<'de> Deserialize<'de> for Fields<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_map(FieldsVisitor)
+/// Reads an envelope object into [`Fields`]; unknown values are checked
+/// as members of the envelope (depth 2).
+struct FieldsSeed<'c> {
+    too_deep: &'c Cell<bool>,
+}
+
+impl<'de> DeserializeSeed<'de> for FieldsSeed<'_> {
+    type Value = Fields<'de>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Fields<'de>, D::Error> {
+        d.deserialize_map(self)
     }
 }
 
-struct FieldsVisitor;
-
-impl<'de> Visitor<'de> for FieldsVisitor {
+impl<'de> Visitor<'de> for FieldsSeed<'_> {
     type Value = Fields<'de>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -561,7 +621,10 @@ impl<'de> Visitor<'de> for FieldsVisitor {
                 Key::Message => (&mut f.message, "message"),
                 Key::Timeout => (&mut f.timeout, "timeout"),
                 Key::Other => {
-                    map.next_value::<IgnoredAny>()?;
+                    map.next_value_seed(Check {
+                        depth: 2,
+                        too_deep: self.too_deep,
+                    })?;
                     continue;
                 }
             };
