@@ -19,9 +19,20 @@
 //!
 //! The parser is strict where the original guessed: input that is not a
 //! JSON object with a known `type` and the fields it needs is a
-//! [`LegacyError`]. Parsing is linear in the input, never panics, and
-//! nesting is bounded by [`MAX_DEPTH`]. JSON content is kept as the raw
-//! JSON text ([`RawJson`]), validated but not converted.
+//! [`LegacyError`]. A field known here (`type`, `id`, `content`,
+//! `message`, `timeout`) given twice is [`LegacyError::DuplicateField`];
+//! `id` and `timeout` are integers written with digits only (no sign,
+//! fraction or exponent) up to 2^64-1. Parsing is linear in the input,
+//! never panics, and nesting is bounded by [`MAX_DEPTH`]. JSON content is
+//! kept as the raw JSON text ([`RawJson`]), validated but not converted.
+//!
+//! The JSON is read by serde_json (its `RawValue` keeps content as it was
+//! written): what it accepts, with every string's escapes decoded (so an
+//! unpaired surrogate escape is an error) and every number read (so one
+//! beyond the range of an `f64`, such as `1e999`, is an error), is valid
+//! JSON here. Nesting is bounded here, below serde_json's own limit (128).
+//! Rendering is written out below; the tests hold it to serde_json's
+//! reading.
 
 use std::borrow::Cow;
 use std::cell::Cell;
@@ -45,9 +56,12 @@ const MAX_QUOTED: usize = 32;
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum LegacyError {
-    /// Not valid JSON: the problem is at this byte offset.
+    /// Not valid JSON (by serde_json's reading): the problem is at this
+    /// byte offset.
     Syntax {
-        /// Byte offset in the input.
+        /// Byte offset in the input: where serde_json saw the problem (for
+        /// a bad escape or literal, the byte after or at its end), or the
+        /// input's length if it ended too early.
         offset: usize,
     },
     /// Arrays and objects nested deeper than [`MAX_DEPTH`].
@@ -87,8 +101,9 @@ impl fmt::Display for LegacyError {
 
 impl std::error::Error for LegacyError {}
 
-/// Text known to be one valid JSON value (RFC 8259, nesting at most
-/// [`MAX_DEPTH`], no unpaired surrogate escapes), kept as it was written.
+/// Text known to be one valid JSON value (RFC 8259 as serde_json reads it:
+/// nesting at most [`MAX_DEPTH`], no unpaired surrogate escapes, numbers
+/// within the range of an `f64`), kept as it was written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct RawJson<'a>(&'a str);
 
@@ -711,6 +726,53 @@ mod tests {
         ] {
             assert!(RawJson::new(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn numbers_beyond_f64_are_refused() {
+        // serde_json's reading (the hand-written scanner before it took any
+        // number JSON's grammar allows).
+        for bad in ["9e999", "-1e400", "[1,1e309]"] {
+            assert!(
+                matches!(RawJson::new(bad), Err(LegacyError::Syntax { .. })),
+                "{bad}"
+            );
+        }
+        assert!(RawJson::new("1e308").is_ok());
+        // An id beyond u64 is still a number: the wrong type, not bad JSON.
+        assert_eq!(
+            Envelope::parse(r#"{"type":"ack","id":99999999999999999999999}"#),
+            Err(LegacyError::WrongType {
+                field: "id",
+                expected: "an integer from 0 to 2^64-1"
+            })
+        );
+    }
+
+    #[test]
+    fn members_are_checked_where_they_are() {
+        // Known fields are kept raw first, then checked; errors point into
+        // the envelope.
+        let e = Envelope::parse(r#"{"type":"ack","id":[1,"\ud800"]}"#);
+        assert_eq!(e, Err(LegacyError::Syntax { offset: 29 }));
+        let deep = format!(
+            r#"{{"type":"ack","id":1,"content":{}{}}}"#,
+            "[".repeat(MAX_DEPTH),
+            "]".repeat(MAX_DEPTH)
+        );
+        assert_eq!(Envelope::parse(&deep), Err(LegacyError::TooDeep));
+        // Duplicates of unknown fields are not errors; of known ones are.
+        assert!(Envelope::parse(r#"{"type":"ack","id":1,"x":1,"x":2}"#).is_ok());
+        assert_eq!(
+            Envelope::parse(r#"{"type":"ack","id":1,"timeout":1,"timeout":2}"#),
+            Err(LegacyError::DuplicateField("timeout"))
+        );
+        // Invalid JSON is reported as such before a duplicate.
+        let cut = r#"{"type":"ack","type":"ack","id":1"#;
+        assert_eq!(
+            Envelope::parse(cut),
+            Err(LegacyError::Syntax { offset: cut.len() })
+        );
     }
 
     #[test]
