@@ -128,7 +128,7 @@ fn codec_vectors() {
 }
 
 /// Our JSON validator agrees with serde_json on what is one JSON value (for
-/// inputs within the nesting bound).
+/// inputs within the nesting bound), numbers beyond `f64` included.
 fn json_fragments() -> impl Strategy<Value = String> {
     let atoms = prop::sample::select(vec![
         "0",
@@ -172,8 +172,6 @@ proptest! {
     fn validator_agrees_with_serde_json(s in json_fragments()) {
         let ours = RawJson::new(&s).is_ok();
         let theirs = serde_json::from_str::<serde_json::Value>(&s);
-        // serde_json refuses numbers beyond f64, which JSON's grammar allows.
-        prop_assume!(!theirs.as_ref().is_err_and(|e| e.to_string().contains("out of range")));
         prop_assert_eq!(ours, theirs.is_ok(), "{:?}", s);
     }
 

@@ -19,12 +19,28 @@
 //!
 //! The parser is strict where the original guessed: input that is not a
 //! JSON object with a known `type` and the fields it needs is a
-//! [`LegacyError`]. Parsing is linear in the input, never panics, and
-//! nesting is bounded by [`MAX_DEPTH`]. JSON content is kept as the raw
-//! JSON text ([`RawJson`]), validated but not converted.
+//! [`LegacyError`]. A field known here (`type`, `id`, `content`,
+//! `message`, `timeout`) given twice is [`LegacyError::DuplicateField`];
+//! `id` and `timeout` are integers written with digits only (no sign,
+//! fraction or exponent) up to 2^64-1. Parsing is linear in the input,
+//! never panics, and nesting is bounded by [`MAX_DEPTH`]. JSON content is
+//! kept as the raw JSON text ([`RawJson`]), validated but not converted.
+//!
+//! The JSON is read by serde_json (its `RawValue` keeps content as it was
+//! written): what it accepts, with every string's escapes decoded (so an
+//! unpaired surrogate escape is an error) and every number read (so one
+//! beyond the range of an `f64`, such as `1e999`, is an error), is valid
+//! JSON here. Nesting is bounded here, below serde_json's own limit (128).
+//! Rendering is written out below; the tests hold it to serde_json's
+//! reading.
 
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::fmt;
+
+use serde::Deserialize;
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::value::RawValue;
 
 /// The WebSocket subprotocol name of this wire format.
 pub const LEGACY_SUBPROTOCOL: &str = "jsonProtocol";
@@ -40,9 +56,12 @@ const MAX_QUOTED: usize = 32;
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum LegacyError {
-    /// Not valid JSON: the problem is at this byte offset.
+    /// Not valid JSON (by serde_json's reading): the problem is at this
+    /// byte offset.
     Syntax {
-        /// Byte offset in the input.
+        /// Byte offset in the input: where serde_json saw the problem (for
+        /// a bad escape or literal, the byte after or at its end), or the
+        /// input's length if it ended too early.
         offset: usize,
     },
     /// Arrays and objects nested deeper than [`MAX_DEPTH`].
@@ -82,8 +101,9 @@ impl fmt::Display for LegacyError {
 
 impl std::error::Error for LegacyError {}
 
-/// Text known to be one valid JSON value (RFC 8259, nesting at most
-/// [`MAX_DEPTH`], no unpaired surrogate escapes), kept as it was written.
+/// Text known to be one valid JSON value (RFC 8259 as serde_json reads it:
+/// nesting at most [`MAX_DEPTH`], no unpaired surrogate escapes, numbers
+/// within the range of an `f64`), kept as it was written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct RawJson<'a>(&'a str);
 
@@ -91,16 +111,8 @@ impl<'a> RawJson<'a> {
     /// Checks that `text` is exactly one JSON value (surrounding whitespace
     /// is trimmed).
     pub fn new(text: &'a str) -> Result<Self, LegacyError> {
-        let mut s = Scanner::new(text);
-        s.ws();
-        let start = s.pos;
-        s.value(1)?;
-        let end = s.pos;
-        s.ws();
-        if s.pos != s.b.len() {
-            return Err(LegacyError::Syntax { offset: s.pos });
-        }
-        Ok(Self(&text[start..end]))
+        validate(text)?;
+        Ok(Self(text.trim_matches(WHITESPACE)))
     }
 
     /// The JSON text.
@@ -151,9 +163,9 @@ impl<'a> Envelope<'a> {
     pub fn parse(text: &'a str) -> Result<Self, LegacyError> {
         let fields = Fields::scan(text)?;
         let kind = fields.kind()?;
-        let id = |f: &Fields<'a>| integer(f.get(&f.id, "id")?, "id");
+        let id = |f: &Fields<'a>| integer(f.get(f.id, "id")?, "id");
         if kind.eq_ignore_ascii_case("text") || kind.eq_ignore_ascii_case("json") {
-            let content = fields.get(&fields.content, "content")?;
+            let content = fields.get(fields.content, "content")?;
             Ok(Self::Message(typed_payload(&kind, content)?))
         } else if kind.eq_ignore_ascii_case("ack_request") {
             Ok(Self::AckRequest {
@@ -164,7 +176,7 @@ impl<'a> Envelope<'a> {
             Ok(Self::Ack { id: id(&fields)? })
         } else if kind.eq_ignore_ascii_case("needs_ack") {
             Ok(Self::NeedsAck {
-                timeout_ms: integer(fields.get(&fields.timeout, "timeout")?, "timeout")?,
+                timeout_ms: integer(fields.get(fields.timeout, "timeout")?, "timeout")?,
                 payload: inner(fields.inner()?)?,
             })
         } else {
@@ -267,166 +279,323 @@ fn unknown_type(kind: &str) -> LegacyError {
 }
 
 /// A `text`/`json` content value.
-fn typed_payload<'a>(kind: &str, content: Value<'a>) -> Result<Payload<'a>, LegacyError> {
+fn typed_payload<'a>(kind: &str, content: &'a RawValue) -> Result<Payload<'a>, LegacyError> {
     if kind.eq_ignore_ascii_case("text") {
-        match content.kind {
-            Kind::String => Ok(Payload::Text(content.decoded())),
-            _ => Err(LegacyError::WrongType {
+        if content.get().starts_with('"') {
+            Ok(Payload::Text(decode_string(content)?))
+        } else {
+            Err(LegacyError::WrongType {
                 field: "content",
                 expected: "a string",
-            }),
+            })
         }
     } else {
-        Ok(Payload::Json(RawJson(content.text)))
+        Ok(Payload::Json(RawJson(content.get())))
     }
 }
 
 /// The message of an `ack_request`/`needs_ack`.
-fn inner(v: Value<'_>) -> Result<Payload<'_>, LegacyError> {
-    match v.kind {
-        Kind::String => Ok(Payload::Text(v.decoded())),
-        Kind::Object => {
-            let fields = Fields::scan(v.text)?;
-            if fields.kind.is_none() {
-                return Ok(Payload::Json(RawJson(v.text)));
-            }
-            let kind = fields.kind()?;
-            if kind.eq_ignore_ascii_case("text") || kind.eq_ignore_ascii_case("json") {
-                typed_payload(&kind, fields.get(&fields.content, "content")?)
-            } else {
-                Err(unknown_type(&kind))
-            }
+fn inner(v: &RawValue) -> Result<Payload<'_>, LegacyError> {
+    let text = v.get();
+    if text.starts_with('"') {
+        Ok(Payload::Text(decode_string(v)?))
+    } else if text.starts_with('{') {
+        let fields = Fields::read(text)?;
+        if fields.kind.is_none() {
+            return Ok(Payload::Json(RawJson(text)));
         }
-        Kind::Other => Ok(Payload::Json(RawJson(v.text))),
+        let kind = fields.kind()?;
+        if kind.eq_ignore_ascii_case("text") || kind.eq_ignore_ascii_case("json") {
+            typed_payload(&kind, fields.get(fields.content, "content")?)
+        } else {
+            Err(unknown_type(&kind))
+        }
+    } else {
+        Ok(Payload::Json(RawJson(text)))
     }
 }
 
-fn integer(v: Value<'_>, field: &'static str) -> Result<u64, LegacyError> {
+/// A JSON integer written with digits only (no sign, fraction or
+/// exponent) that fits a `u64`.
+fn integer(v: &RawValue, field: &'static str) -> Result<u64, LegacyError> {
     let bad = LegacyError::WrongType {
         field,
         expected: "an integer from 0 to 2^64-1",
     };
-    if v.kind != Kind::Other || v.text.is_empty() || !v.text.bytes().all(|b| b.is_ascii_digit()) {
+    let text = v.get();
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
         return Err(bad);
     }
-    v.text.parse().map_err(|_| bad)
+    text.parse().map_err(|_| bad)
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Kind {
-    String,
-    Object,
-    Other,
+/// JSON's whitespace (RFC 8259 `ws`).
+const WHITESPACE: [char; 4] = [' ', '\t', '\n', '\r'];
+
+/// Checks that `text` is exactly one JSON value by serde_json's reading,
+/// arrays and objects nested at most [`MAX_DEPTH`] deep.
+///
+/// serde_json reads every string (escapes decoded, so an unpaired
+/// surrogate escape is an error), every number (one beyond `f64` is an
+/// error) and every literal, and stops at the first array or object
+/// nested deeper than the bound, before reading it: linear in the input.
+fn validate(text: &str) -> Result<(), LegacyError> {
+    check(text, 1)
 }
 
-/// A validated JSON value and its text.
-#[derive(Clone, Copy, Debug)]
-struct Value<'a> {
-    kind: Kind,
-    text: &'a str,
+/// [`validate`], for a value at nesting `depth` (1: the outermost).
+fn check(text: &str, depth: usize) -> Result<(), LegacyError> {
+    let too_deep = Cell::new(false);
+    let mut de = serde_json::Deserializer::from_str(text);
+    let seed = Check {
+        depth,
+        too_deep: &too_deep,
+    };
+    seed.deserialize(&mut de)
+        .and_then(|()| de.end())
+        .map_err(|e| {
+            if too_deep.get() {
+                LegacyError::TooDeep
+            } else {
+                syntax(text, &e)
+            }
+        })
 }
 
-impl<'a> Value<'a> {
-    /// A string value, decoded.
-    fn decoded(&self) -> Cow<'a, str> {
-        // A validated string starts and ends with an ASCII quote.
-        decode_string(
-            self.text
-                .get(1..self.text.len().saturating_sub(1))
-                .unwrap_or_default(),
-        )
+/// serde_json's position of `e` (line, column) as a byte offset in `text`:
+/// the end of the input if it ended too early, else the byte at which
+/// serde_json saw the problem (for an escape or literal: its last byte
+/// read).
+fn syntax(text: &str, e: &serde_json::Error) -> LegacyError {
+    if e.is_eof() {
+        return LegacyError::Syntax { offset: text.len() };
+    }
+    let line_start = match e.line() {
+        0 | 1 => 0,
+        n => text
+            .match_indices('\n')
+            .nth(n - 2)
+            .map_or(0, |(i, _)| i + 1),
+    };
+    LegacyError::Syntax {
+        offset: (line_start + e.column()).saturating_sub(1).min(text.len()),
     }
 }
 
-/// The fields of an envelope object this format knows.
+/// Reads one JSON value and all inside it through serde_json, keeping
+/// nothing; fails (setting `too_deep`) on an array or object at a depth
+/// beyond [`MAX_DEPTH`].
+#[derive(Clone, Copy)]
+struct Check<'c> {
+    /// The value's depth: 1 for the outermost.
+    depth: usize,
+    too_deep: &'c Cell<bool>,
+}
+
+impl<'c> Check<'c> {
+    /// The seed for the members of an array or object read by `self`.
+    fn members<E: de::Error>(self) -> Result<Self, E> {
+        if self.depth > MAX_DEPTH {
+            self.too_deep.set(true);
+            return Err(E::custom("nested too deep"));
+        }
+        Ok(Self {
+            depth: self.depth + 1,
+            ..self
+        })
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for Check<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Check<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let member = self.members()?;
+        while seq.next_element_seed(member)?.is_some() {}
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let member = self.members()?;
+        while map.next_key_seed(member)?.is_some() {
+            map.next_value_seed(member)?;
+        }
+        Ok(())
+    }
+}
+
+/// A string value, decoded (borrowed when it has no escapes).
+fn decode_string(v: &RawValue) -> Result<Cow<'_, str>, LegacyError> {
+    struct Text<'a>(Cow<'a, str>);
+
+    impl<'de> Deserialize<'de> for Text<'de> {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_str(TextVisitor)
+        }
+    }
+
+    struct TextVisitor;
+
+    impl<'de> Visitor<'de> for TextVisitor {
+        type Value = Text<'de>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a string")
+        }
+
+        fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Text<'de>, E> {
+            Ok(Text(Cow::Borrowed(v)))
+        }
+
+        fn visit_str<E>(self, v: &str) -> Result<Text<'de>, E> {
+            Ok(Text(Cow::Owned(v.to_owned())))
+        }
+    }
+
+    let text = v.get();
+    if let Some(inside) = text
+        .strip_prefix('"')
+        .and_then(|t| t.strip_suffix('"'))
+        .filter(|t| !t.contains('\\'))
+    {
+        // Checked by serde_json, and nothing to decode.
+        return Ok(Cow::Borrowed(inside));
+    }
+    serde_json::from_str::<Text<'_>>(text)
+        .map(|t| t.0)
+        .map_err(|e| syntax(text, &e))
+}
+
+/// The fields of an envelope object this format knows, as their JSON text.
 #[derive(Default)]
 struct Fields<'a> {
-    kind: Option<Value<'a>>,
-    id: Option<Value<'a>>,
-    content: Option<Value<'a>>,
-    message: Option<Value<'a>>,
-    timeout: Option<Value<'a>>,
+    kind: Option<&'a RawValue>,
+    id: Option<&'a RawValue>,
+    content: Option<&'a RawValue>,
+    message: Option<&'a RawValue>,
+    timeout: Option<&'a RawValue>,
+    /// The first known field that appeared twice.
+    duplicate: Option<&'static str>,
 }
 
 impl<'a> Fields<'a> {
-    /// Validates `text` as one JSON object and picks out its known fields.
+    /// Validates `text` as one JSON value, which must be an object, and
+    /// picks out its known fields.
+    ///
+    /// One pass of serde_json over the object reads its keys and unknown
+    /// values ([`Check`]) and skips over the known values, kept as their
+    /// text (serde_json checks their syntax but not their strings' escapes
+    /// nor their depth); those are checked afterwards, unless they are
+    /// digits or a string without escapes, which need nothing more.
     fn scan(text: &'a str) -> Result<Self, LegacyError> {
-        let mut s = Scanner::new(text);
-        s.ws();
-        if s.peek() != Some(b'{') {
+        if !text.trim_start_matches(WHITESPACE).starts_with('{') {
             // Valid JSON of another kind, or not JSON at all.
-            RawJson::new(text)?;
+            validate(text)?;
             return Err(LegacyError::NotAnObject);
         }
-        s.pos += 1;
-        let mut f = Self::default();
-        s.ws();
-        if s.peek() == Some(b'}') {
-            s.pos += 1;
-        } else {
-            loop {
-                s.ws();
-                let key = s.string()?;
-                s.ws();
-                s.expect(b':')?;
-                s.ws();
-                let start = s.pos;
-                let kind = match s.peek() {
-                    Some(b'"') => Kind::String,
-                    Some(b'{') => Kind::Object,
-                    _ => Kind::Other,
-                };
-                s.value(2)?;
-                let value = Value {
-                    kind,
-                    text: &text[start..s.pos],
-                };
-                let known = match &*decode_string(key) {
-                    "type" => Some((&mut f.kind, "type")),
-                    "id" => Some((&mut f.id, "id")),
-                    "content" => Some((&mut f.content, "content")),
-                    "message" => Some((&mut f.message, "message")),
-                    "timeout" => Some((&mut f.timeout, "timeout")),
-                    _ => None,
-                };
-                if let Some((slot, name)) = known {
-                    if slot.is_some() {
-                        return Err(LegacyError::DuplicateField(name));
-                    }
-                    *slot = Some(value);
-                }
-                s.ws();
-                if !s.separator(b'}')? {
-                    break;
-                }
+        // On invalid JSON, the reading that checks everything in order
+        // reports the first problem (as for any other input).
+        let f = Self::read(text).map_err(|e| validate(text).err().unwrap_or(e))?;
+        for v in [f.kind, f.id, f.content, f.message, f.timeout] {
+            let Some(v) = v else { continue };
+            let member = v.get();
+            let simple = (!member.is_empty() && member.bytes().all(|b| b.is_ascii_digit()))
+                || (member.starts_with('"') && !member.contains('\\'));
+            if !simple {
+                let at = (member.as_ptr() as usize).saturating_sub(text.as_ptr() as usize);
+                check(member, 2).map_err(|e| match e {
+                    LegacyError::Syntax { offset } => LegacyError::Syntax {
+                        offset: at + offset,
+                    },
+                    e => e,
+                })?;
             }
-        }
-        s.ws();
-        if s.pos != s.b.len() {
-            return Err(LegacyError::Syntax { offset: s.pos });
         }
         Ok(f)
     }
 
-    fn get(&self, v: &Option<Value<'a>>, name: &'static str) -> Result<Value<'a>, LegacyError> {
+    /// Picks out the known fields of `text`, a JSON object, without
+    /// checking their values (see [`scan`](Self::scan)).
+    fn read(text: &'a str) -> Result<Self, LegacyError> {
+        let too_deep = Cell::new(false);
+        let mut de = serde_json::Deserializer::from_str(text);
+        let f = FieldsSeed {
+            too_deep: &too_deep,
+        }
+        .deserialize(&mut de)
+        .and_then(|f| de.end().map(|()| f))
+        .map_err(|e| {
+            if too_deep.get() {
+                LegacyError::TooDeep
+            } else {
+                syntax(text, &e)
+            }
+        })?;
+        match f.duplicate {
+            Some(name) => Err(LegacyError::DuplicateField(name)),
+            None => Ok(f),
+        }
+    }
+
+    fn get(
+        &self,
+        v: Option<&'a RawValue>,
+        name: &'static str,
+    ) -> Result<&'a RawValue, LegacyError> {
         v.ok_or(LegacyError::MissingField(name))
     }
 
     /// The `type`, decoded.
     fn kind(&self) -> Result<Cow<'a, str>, LegacyError> {
-        let v = self.get(&self.kind, "type")?;
-        if v.kind != Kind::String {
+        let v = self.get(self.kind, "type")?;
+        if !v.get().starts_with('"') {
             return Err(LegacyError::WrongType {
                 field: "type",
                 expected: "a string",
             });
         }
-        Ok(v.decoded())
+        decode_string(v)
     }
 
     /// An ack request's message: under `content`, or `message` as the
     /// original Scala sender wrote it, not both.
-    fn inner(&self) -> Result<Value<'a>, LegacyError> {
+    fn inner(&self) -> Result<&'a RawValue, LegacyError> {
         match (self.content, self.message) {
             (Some(c), None) => Ok(c),
             (None, Some(m)) => Ok(m),
@@ -436,252 +605,89 @@ impl<'a> Fields<'a> {
     }
 }
 
-/// Decodes the inside of a string the scanner validated (escapes valid,
-/// surrogates paired).
-fn decode_string(raw: &str) -> Cow<'_, str> {
-    if !raw.contains('\\') {
-        return Cow::Borrowed(raw);
-    }
-    let mut out = String::with_capacity(raw.len());
-    let mut chars = raw.chars();
-    while let Some(c) = chars.next() {
-        if c != '\\' {
-            out.push(c);
-            continue;
-        }
-        match chars.next() {
-            Some('n') => out.push('\n'),
-            Some('r') => out.push('\r'),
-            Some('t') => out.push('\t'),
-            Some('b') => out.push('\u{8}'),
-            Some('f') => out.push('\u{c}'),
-            Some('u') => {
-                let hi = hex4(&mut chars);
-                let code = if (0xd800..0xdc00).contains(&hi) {
-                    // Validated: a low surrogate escape follows.
-                    chars.next();
-                    chars.next();
-                    let lo = hex4(&mut chars);
-                    0x10000 + ((hi - 0xd800) << 10) + (lo.wrapping_sub(0xdc00) & 0x3ff)
-                } else {
-                    hi
-                };
-                out.push(char::from_u32(code).unwrap_or(char::REPLACEMENT_CHARACTER));
-            }
-            Some(other) => out.push(other),
-            None => {}
-        }
-    }
-    Cow::Owned(out)
+/// Reads an envelope object into [`Fields`]; unknown values are checked
+/// as members of the envelope (depth 2).
+struct FieldsSeed<'c> {
+    too_deep: &'c Cell<bool>,
 }
 
-fn hex4(chars: &mut std::str::Chars<'_>) -> u32 {
-    let mut v = 0;
-    for _ in 0..4 {
-        v = v * 16 + chars.next().and_then(|c| c.to_digit(16)).unwrap_or(0);
+impl<'de> DeserializeSeed<'de> for FieldsSeed<'_> {
+    type Value = Fields<'de>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Fields<'de>, D::Error> {
+        d.deserialize_map(self)
     }
-    v
 }
 
-/// A strict RFC 8259 validator over bytes (the input is `str`, so UTF-8).
-struct Scanner<'a> {
-    text: &'a str,
-    b: &'a [u8],
-    pos: usize,
-}
+impl<'de> Visitor<'de> for FieldsSeed<'_> {
+    type Value = Fields<'de>;
 
-impl<'a> Scanner<'a> {
-    fn new(text: &'a str) -> Self {
-        Self {
-            text,
-            b: text.as_bytes(),
-            pos: 0,
-        }
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
     }
 
-    fn peek(&self) -> Option<u8> {
-        self.b.get(self.pos).copied()
-    }
-
-    fn bump(&mut self) -> Option<u8> {
-        let c = self.peek()?;
-        self.pos += 1;
-        Some(c)
-    }
-
-    fn err(&self) -> LegacyError {
-        LegacyError::Syntax { offset: self.pos }
-    }
-
-    fn expect(&mut self, c: u8) -> Result<(), LegacyError> {
-        if self.peek() == Some(c) {
-            self.pos += 1;
-            Ok(())
-        } else {
-            Err(self.err())
-        }
-    }
-
-    fn ws(&mut self) {
-        while matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
-            self.pos += 1;
-        }
-    }
-
-    /// One value at nesting `depth` (an array or object here is at `depth`).
-    fn value(&mut self, depth: usize) -> Result<(), LegacyError> {
-        match self.peek() {
-            Some(b'{') | Some(b'[') if depth > MAX_DEPTH => Err(LegacyError::TooDeep),
-            Some(b'{') => self.container(b'}', depth, true),
-            Some(b'[') => self.container(b']', depth, false),
-            Some(b'"') => self.string().map(drop),
-            Some(b't') => self.literal(b"true"),
-            Some(b'f') => self.literal(b"false"),
-            Some(b'n') => self.literal(b"null"),
-            Some(b'-' | b'0'..=b'9') => self.number(),
-            _ => Err(self.err()),
-        }
-    }
-
-    fn container(&mut self, close: u8, depth: usize, object: bool) -> Result<(), LegacyError> {
-        self.pos += 1;
-        self.ws();
-        if self.peek() == Some(close) {
-            self.pos += 1;
-            return Ok(());
-        }
-        loop {
-            self.ws();
-            if object {
-                self.string()?;
-                self.ws();
-                self.expect(b':')?;
-                self.ws();
-            }
-            self.value(depth + 1)?;
-            self.ws();
-            if !self.separator(close)? {
-                return Ok(());
-            }
-        }
-    }
-
-    /// After a member: `,` (true: another follows) or `close` (false).
-    fn separator(&mut self, close: u8) -> Result<bool, LegacyError> {
-        match self.peek() {
-            Some(b',') => {
-                self.pos += 1;
-                Ok(true)
-            }
-            Some(c) if c == close => {
-                self.pos += 1;
-                Ok(false)
-            }
-            _ => Err(self.err()),
-        }
-    }
-
-    fn literal(&mut self, lit: &[u8]) -> Result<(), LegacyError> {
-        if self.b[self.pos..].starts_with(lit) {
-            self.pos += lit.len();
-            Ok(())
-        } else {
-            Err(self.err())
-        }
-    }
-
-    fn digits(&mut self) -> Result<(), LegacyError> {
-        let start = self.pos;
-        while self.peek().is_some_and(|c| c.is_ascii_digit()) {
-            self.pos += 1;
-        }
-        if self.pos == start {
-            Err(self.err())
-        } else {
-            Ok(())
-        }
-    }
-
-    fn number(&mut self) -> Result<(), LegacyError> {
-        if self.peek() == Some(b'-') {
-            self.pos += 1;
-        }
-        match self.peek() {
-            Some(b'0') => self.pos += 1,
-            Some(b'1'..=b'9') => self.digits()?,
-            _ => return Err(self.err()),
-        }
-        if self.peek() == Some(b'.') {
-            self.pos += 1;
-            self.digits()?;
-        }
-        if matches!(self.peek(), Some(b'e' | b'E')) {
-            self.pos += 1;
-            if matches!(self.peek(), Some(b'+' | b'-')) {
-                self.pos += 1;
-            }
-            self.digits()?;
-        }
-        Ok(())
-    }
-
-    fn hex4(&mut self) -> Result<u32, LegacyError> {
-        let mut v = 0;
-        for _ in 0..4 {
-            let d = self
-                .peek()
-                .and_then(|c| char::from(c).to_digit(16))
-                .ok_or_else(|| self.err())?;
-            v = v * 16 + d;
-            self.pos += 1;
-        }
-        Ok(v)
-    }
-
-    /// A string; returns its inside, raw (escapes not decoded).
-    fn string(&mut self) -> Result<&'a str, LegacyError> {
-        self.expect(b'"')?;
-        let start = self.pos;
-        loop {
-            match self.bump() {
-                None => return Err(self.err()),
-                Some(b'"') => {
-                    // Cut at ASCII quotes: on character boundaries.
-                    return self.text.get(start..self.pos - 1).ok_or_else(|| self.err());
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Fields<'de>, A::Error> {
+        let mut f = Fields::default();
+        while let Some(key) = map.next_key::<Key>()? {
+            let (slot, name) = match key {
+                Key::Type => (&mut f.kind, "type"),
+                Key::Id => (&mut f.id, "id"),
+                Key::Content => (&mut f.content, "content"),
+                Key::Message => (&mut f.message, "message"),
+                Key::Timeout => (&mut f.timeout, "timeout"),
+                Key::Other => {
+                    map.next_value_seed(Check {
+                        depth: 2,
+                        too_deep: self.too_deep,
+                    })?;
+                    continue;
                 }
-                Some(b'\\') => match self.bump() {
-                    Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => {}
-                    Some(b'u') => {
-                        let at = self.pos - 2;
-                        let hi = self.hex4()?;
-                        if (0xdc00..0xe000).contains(&hi) {
-                            return Err(LegacyError::Syntax { offset: at });
-                        }
-                        if (0xd800..0xdc00).contains(&hi) {
-                            if !self.b[self.pos..].starts_with(b"\\u") {
-                                return Err(LegacyError::Syntax { offset: at });
-                            }
-                            self.pos += 2;
-                            let lo = self.hex4()?;
-                            if !(0xdc00..0xe000).contains(&lo) {
-                                return Err(LegacyError::Syntax { offset: at });
-                            }
-                        }
-                    }
-                    _ => {
-                        return Err(LegacyError::Syntax {
-                            offset: self.pos - 1,
-                        });
-                    }
-                },
-                Some(0..=0x1f) => {
-                    return Err(LegacyError::Syntax {
-                        offset: self.pos - 1,
-                    });
-                }
-                Some(_) => {}
+            };
+            let value = map.next_value::<&RawValue>()?;
+            if slot.is_some() {
+                f.duplicate.get_or_insert(name);
+            } else {
+                *slot = Some(value);
             }
         }
+        Ok(f)
+    }
+}
+
+/// An envelope field name (escapes decoded).
+enum Key {
+    Type,
+    Id,
+    Content,
+    Message,
+    Timeout,
+    Other,
+}
+
+impl<'de> Deserialize<'de> for Key {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_identifier(KeyVisitor)
+    }
+}
+
+struct KeyVisitor;
+
+impl Visitor<'_> for KeyVisitor {
+    type Value = Key;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a field name")
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Key, E> {
+        Ok(match v {
+            "type" => Key::Type,
+            "id" => Key::Id,
+            "content" => Key::Content,
+            "message" => Key::Message,
+            "timeout" => Key::Timeout,
+            _ => Key::Other,
+        })
     }
 }
 
@@ -720,6 +726,53 @@ mod tests {
         ] {
             assert!(RawJson::new(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn numbers_beyond_f64_are_refused() {
+        // serde_json's reading (the hand-written scanner before it took any
+        // number JSON's grammar allows).
+        for bad in ["9e999", "-1e400", "[1,1e309]"] {
+            assert!(
+                matches!(RawJson::new(bad), Err(LegacyError::Syntax { .. })),
+                "{bad}"
+            );
+        }
+        assert!(RawJson::new("1e308").is_ok());
+        // An id beyond u64 is still a number: the wrong type, not bad JSON.
+        assert_eq!(
+            Envelope::parse(r#"{"type":"ack","id":99999999999999999999999}"#),
+            Err(LegacyError::WrongType {
+                field: "id",
+                expected: "an integer from 0 to 2^64-1"
+            })
+        );
+    }
+
+    #[test]
+    fn members_are_checked_where_they_are() {
+        // Known fields are kept raw first, then checked; errors point into
+        // the envelope.
+        let e = Envelope::parse(r#"{"type":"ack","id":[1,"\ud800"]}"#);
+        assert_eq!(e, Err(LegacyError::Syntax { offset: 29 }));
+        let deep = format!(
+            r#"{{"type":"ack","id":1,"content":{}{}}}"#,
+            "[".repeat(MAX_DEPTH),
+            "]".repeat(MAX_DEPTH)
+        );
+        assert_eq!(Envelope::parse(&deep), Err(LegacyError::TooDeep));
+        // Duplicates of unknown fields are not errors; of known ones are.
+        assert!(Envelope::parse(r#"{"type":"ack","id":1,"x":1,"x":2}"#).is_ok());
+        assert_eq!(
+            Envelope::parse(r#"{"type":"ack","id":1,"timeout":1,"timeout":2}"#),
+            Err(LegacyError::DuplicateField("timeout"))
+        );
+        // Invalid JSON is reported as such before a duplicate.
+        let cut = r#"{"type":"ack","type":"ack","id":1"#;
+        assert_eq!(
+            Envelope::parse(cut),
+            Err(LegacyError::Syntax { offset: cut.len() })
+        );
     }
 
     #[test]
