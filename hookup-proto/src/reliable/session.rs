@@ -16,8 +16,10 @@ use super::wire::{self, Envelope};
 use super::{DropReason, MessageId, Outcome, Reconnect, SendError, SessionConfig, SessionError};
 use crate::close::CloseCode;
 use crate::connection::Connection;
+use crate::endpoint::Endpoint;
+use crate::event::{Event, Initiator};
 use crate::handshake::ClientRequest;
-use crate::message::{Event, Initiator, Message, MessageKind, Utf8Bytes};
+use crate::message::{Message, MessageKind, Utf8Bytes};
 use crate::rng::Rng;
 
 /// What the caller must do for a session.
@@ -1439,5 +1441,38 @@ impl Session {
         self.actions.retain(|a| *a != Action::Connect);
         self.drain_outcomes();
         self.events.push_back(SessionEvent::Closed);
+    }
+}
+
+impl Endpoint for Session {
+    fn read_buf(&mut self) -> Option<&mut BytesMut> {
+        Self::read_buf(self)
+    }
+    fn read_hint(&self, min: usize) -> usize {
+        self.connection().map_or(min, |c| c.read_hint(min))
+    }
+    fn wants_read(&self) -> bool {
+        Self::wants_read(self)
+    }
+    fn handle_read(&mut self, now: Instant) {
+        Self::handle_read(self, now);
+    }
+    fn handle_eof(&mut self, now: Instant) {
+        Self::handle_eof(self, now);
+    }
+    fn handle_timeout(&mut self, now: Instant) {
+        Self::handle_timeout(self, now);
+    }
+    fn poll_timeout(&self) -> Option<Instant> {
+        Self::poll_timeout(self)
+    }
+    fn transmit_len(&self) -> usize {
+        Self::transmit_len(self)
+    }
+    fn transmit_vectored<'a>(&'a self, dst: &mut [IoSlice<'a>]) -> usize {
+        Self::transmit_vectored(self, dst)
+    }
+    fn advance_transmit(&mut self, n: usize) {
+        Self::advance_transmit(self, n);
     }
 }
