@@ -8,6 +8,8 @@ use crate::reliable::SessionError;
 use crate::reliable::wire::{self, Envelope};
 
 impl Session {
+    /// A binary message on a `hookup.v1` connection: one envelope. While
+    /// the connection closes (`open` false) only ACKs are acted on.
     pub(super) fn on_envelope(&mut self, mut bytes: Bytes, open: bool) -> Result<(), SessionError> {
         let envelope = Envelope::decode(&bytes)?;
         if !open && !matches!(envelope, Envelope::Ack { .. }) {
