@@ -179,8 +179,8 @@ impl Connection {
     }
 
     /// Like [`new_open`](Self::new_open), with permessage-deflate parameters
-    /// negotiated elsewhere (see [`deflate::server_accept`] and
-    /// [`deflate::client_check_response`]); `None` for none.
+    /// negotiated elsewhere (see [`deflate::server_accept`](crate::deflate::server_accept) and
+    /// [`deflate::client_check_response`](crate::deflate::client_check_response)); `None` for none.
     pub fn new_open_with_deflate(
         role: Role,
         config: Config,

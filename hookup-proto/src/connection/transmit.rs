@@ -159,7 +159,7 @@ impl Connection {
     }
 
     /// Queues a message. A server queues a large payload (at least
-    /// [`Config::zero_copy_threshold`]) without copying it.
+    /// [`Config::zero_copy_threshold`](crate::Config::zero_copy_threshold)) without copying it.
     pub fn send(&mut self, message: Message) -> Result<(), UsageError> {
         let opcode = if message.is_text() {
             OpCode::Text

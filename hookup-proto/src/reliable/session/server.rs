@@ -26,7 +26,7 @@ impl Session {
     }
 
     /// A server session in legacy mode, on a connection that accepted the
-    /// original hookup's [`LEGACY_SUBPROTOCOL`] (`jsonProtocol`; see
+    /// original hookup's [`LEGACY_SUBPROTOCOL`](crate::reliable::LEGACY_SUBPROTOCOL) (`jsonProtocol`; see
     /// [`legacy`](crate::reliable::legacy)). There is no greeting and no session to
     /// resume: it is established at once ([`SessionEvent::Connected`] with an
     /// empty id) and ends with the connection.
@@ -37,12 +37,12 @@ impl Session {
     /// [`send_json`](Self::send_json) render `text`/`json` envelopes, or an
     /// `ack_request` (ids from 1 per connection) when an ack is asked for,
     /// which resolves as `Acked`, `AckFailed` at its deadline, or
-    /// `Dropped(`[`DropReason::Disconnected`]`)` when the connection ends
-    /// first. Binary messages cannot be sent ([`SendError::Unsupported`]).
-    /// A malformed envelope is reported ([`SessionError::Legacy`]) and
+    /// `Dropped(`[`DropReason::Disconnected`](crate::reliable::DropReason::Disconnected)`)` when the connection ends
+    /// first. Binary messages cannot be sent ([`SendError::Unsupported`](crate::reliable::SendError::Unsupported)).
+    /// A malformed envelope is reported ([`SessionError::Legacy`](crate::reliable::SessionError::Legacy)) and
     /// skipped, as is an `ack` for an id never sent
-    /// ([`SessionError::AckForUnsent`]) or a `needs_ack` envelope; the
-    /// connection stays open. With [`SessionConfig::report_releases`] every
+    /// ([`SessionError::AckForUnsent`](crate::reliable::SessionError::AckForUnsent)) or a `needs_ack` envelope; the
+    /// connection stays open. With [`SessionConfig::report_releases`](crate::reliable::SessionConfig::report_releases) every
     /// message is [released](SessionEvent::Released) with its outcome.
     ///
     /// [`take_state`](Self::take_state) has nothing to give back: there is
