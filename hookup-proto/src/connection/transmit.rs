@@ -33,6 +33,7 @@ pub(super) struct Outgoing {
 }
 
 impl Outgoing {
+    #[inline]
     fn seal_tail(&mut self) {
         if self.tail.len() > self.tail_pos {
             let mut tail = std::mem::take(&mut self.tail);
@@ -49,8 +50,7 @@ impl Outgoing {
         self.tail_pos = 0;
     }
 
-    // Inlined as it was when this lived in one module with its callers
-    // (one call per zero-copy segment / per write otherwise).
+    // Inlined, as when this lived in one module with its callers.
     #[inline]
     fn push_segment(&mut self, b: Bytes) {
         // An empty segment would show up as an empty slice in
@@ -64,8 +64,7 @@ impl Outgoing {
         self.segments.push_back(b);
     }
 
-    // Inlined as it was when this lived in one module with its callers
-    // (one call per zero-copy segment / per write otherwise).
+    // Inlined, as when this lived in one module with its callers.
     #[inline]
     fn advance(&mut self, mut n: usize) {
         assert!(n <= self.len, "advance_transmit past the queued bytes");
