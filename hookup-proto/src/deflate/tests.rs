@@ -11,9 +11,11 @@ use std::time::Instant;
 use bytes::Bytes;
 use flate2::{Compress, Compression, FlushCompress};
 use http::HeaderMap;
+use http::header::HeaderValue;
 use http::header::SEC_WEBSOCKET_EXTENSIONS;
 
 use super::*;
+use crate::error::HandshakeError;
 use crate::frame::{FrameHeader, OpCode};
 use crate::mask::apply_mask;
 use crate::{
