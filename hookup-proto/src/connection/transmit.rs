@@ -360,13 +360,16 @@ impl Connection {
         // back to what was encoded.
         tail.extend_from_slice(&h);
         tail.truncate(start + N);
+        // Counted before the payload is copied: `hl` and `len` need not
+        // live across the copy (one spill fewer per frame).
+        self.out.len += hl + len;
+        let tail = &mut self.out.tail;
         for p in parts {
             tail.extend_from_slice(p);
         }
         if let Some(key) = mask {
             apply_mask(&mut tail[start..], key, 0);
         }
-        self.out.len += hl + len;
     }
 
     /// Queues a close frame with `frame`'s code and reason (none: an empty
