@@ -1,8 +1,11 @@
 //! Close codes and close-frame payloads (RFC 6455 §5.5.1, §7.4).
+//!
+//! Depends on nothing else in the crate: [`CloseFrame::parse`], which
+//! reports a [`ProtocolError`](crate::ProtocolError), is defined with the
+//! receive path (`connection::receive`), its caller, so that the errors
+//! can carry close codes without an import cycle.
 
 use std::fmt;
-
-use crate::error::ProtocolError;
 
 /// A WebSocket close status code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -64,64 +67,4 @@ pub struct CloseFrame {
     pub code: CloseCode,
     /// The reason text.
     pub reason: String,
-}
-
-impl CloseFrame {
-    /// Parses a received close payload. An empty payload is `Ok(None)`
-    /// (reported as 1005); one byte is a protocol error; an invalid code is a
-    /// protocol error; a reason that is not UTF-8 is 1007.
-    pub fn parse(payload: &[u8]) -> Result<Option<Self>, ProtocolError> {
-        match payload {
-            [] => Ok(None),
-            [_] => Err(ProtocolError::CloseFrameTooShort),
-            [a, b, reason @ ..] => {
-                let code = CloseCode(u16::from_be_bytes([*a, *b]));
-                if !code.is_valid_on_wire() {
-                    return Err(ProtocolError::InvalidCloseCode(code.0));
-                }
-                let reason = simdutf8::basic::from_utf8(reason)
-                    .map_err(|_| ProtocolError::InvalidUtf8)?
-                    .to_owned();
-                Ok(Some(Self { code, reason }))
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parse_close_payloads() {
-        assert_eq!(CloseFrame::parse(&[]), Ok(None));
-        assert_eq!(
-            CloseFrame::parse(&[3]),
-            Err(ProtocolError::CloseFrameTooShort)
-        );
-        assert_eq!(
-            CloseFrame::parse(&[0x03, 0xE8, b'o', b'k']),
-            Ok(Some(CloseFrame {
-                code: CloseCode::NORMAL,
-                reason: "ok".into()
-            }))
-        );
-        for bad in [
-            0u16, 999, 1004, 1005, 1006, 1012, 1015, 1016, 2999, 5000, 65535,
-        ] {
-            assert_eq!(
-                CloseFrame::parse(&bad.to_be_bytes()),
-                Err(ProtocolError::InvalidCloseCode(bad))
-            );
-        }
-        for good in [
-            1000u16, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 3000, 3999, 4000, 4999,
-        ] {
-            assert!(CloseFrame::parse(&good.to_be_bytes()).unwrap().is_some());
-        }
-        assert_eq!(
-            CloseFrame::parse(&[0x03, 0xE8, 0xFF]),
-            Err(ProtocolError::InvalidUtf8)
-        );
-    }
 }

@@ -1,5 +1,8 @@
-//! The I/O surface shared by [`Connection`] and [`Session`]: what an adapter
-//! needs to drive either with one loop.
+//! The I/O surface shared by [`Connection`] and the reliable
+//! [`Session`](crate::reliable::Session): what an adapter needs to drive
+//! either with one loop. Each layer implements it in its own module (the
+//! session in `reliable::session`), so this one depends on nothing above
+//! the connection.
 
 use std::io::IoSlice;
 use std::time::Instant;
@@ -7,7 +10,6 @@ use std::time::Instant;
 use bytes::BytesMut;
 
 use crate::connection::Connection;
-use crate::reliable::Session;
 
 /// A sans-IO endpoint an adapter moves bytes and time for.
 pub trait Endpoint {
@@ -40,39 +42,6 @@ impl Endpoint for Connection {
     }
     fn read_hint(&self, min: usize) -> usize {
         Self::read_hint(self, min)
-    }
-    fn wants_read(&self) -> bool {
-        Self::wants_read(self)
-    }
-    fn handle_read(&mut self, now: Instant) {
-        Self::handle_read(self, now);
-    }
-    fn handle_eof(&mut self, now: Instant) {
-        Self::handle_eof(self, now);
-    }
-    fn handle_timeout(&mut self, now: Instant) {
-        Self::handle_timeout(self, now);
-    }
-    fn poll_timeout(&self) -> Option<Instant> {
-        Self::poll_timeout(self)
-    }
-    fn transmit_len(&self) -> usize {
-        Self::transmit_len(self)
-    }
-    fn transmit_vectored<'a>(&'a self, dst: &mut [IoSlice<'a>]) -> usize {
-        Self::transmit_vectored(self, dst)
-    }
-    fn advance_transmit(&mut self, n: usize) {
-        Self::advance_transmit(self, n);
-    }
-}
-
-impl Endpoint for Session {
-    fn read_buf(&mut self) -> Option<&mut BytesMut> {
-        Self::read_buf(self)
-    }
-    fn read_hint(&self, min: usize) -> usize {
-        self.connection().map_or(min, |c| c.read_hint(min))
     }
     fn wants_read(&self) -> bool {
         Self::wants_read(self)

@@ -54,6 +54,11 @@ fn xor_word(word: &mut [u8], k64: u64) {
 }
 
 /// Byte-at-a-time reference implementation, for tests and benchmarks.
+//
+// Not behind `#[cfg(any(test, fuzzing))]`: the `mask_*` groups of
+// `benches/proto.rs` compare `apply_mask` against it, and benches build the
+// library without `cfg(test)`. Hidden from the docs instead; not part of
+// the supported API.
 #[doc(hidden)]
 pub fn apply_mask_bytewise(buf: &mut [u8], key: [u8; 4], offset: usize) {
     for (i, b) in buf.iter_mut().enumerate() {
