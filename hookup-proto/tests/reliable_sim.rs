@@ -1305,7 +1305,7 @@ fn store_bounds_expiry_and_outcomes() {
         [(s5.0.clone(), s5.1, Outcome::Dropped(DropReason::Expired))]
     );
     // s1, s2 and s3 stay parked until the TTL below reaps them.
-    let _ = (&s2, &s3);
+    let _ = (&s1, &s2, &s3);
     // The ack deadline of a parked message fires on time (the store's
     // timer), then the TTL reaps.
     let mut store2 = SessionStore::new(StoreConfig::default(), [5; 32]);
