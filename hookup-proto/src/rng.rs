@@ -65,7 +65,6 @@ impl Rng {
     }
 
     /// A uniformly distributed value in `0..=bound`.
-    #[allow(dead_code)] // used by the reliability layer's jittered backoff
     pub(crate) fn below_inclusive(&mut self, bound: u64) -> u64 {
         if bound == u64::MAX {
             return self.next_u64();
