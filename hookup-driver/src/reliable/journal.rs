@@ -238,4 +238,69 @@ impl JournalFile {
         self.dirty = false;
         self.file.sync_data()
     }
+
+    /// Writes out what is kept in memory, flushes it to disk and closes
+    /// the file, keeping its contents' decoded state (a server's parked
+    /// session: it holds no file descriptor). The records are written even
+    /// when the sync fails; the error is reported.
+    pub(super) fn close(mut self) -> (ClosedJournal, io::Result<()>) {
+        let r = self.sync();
+        let closed = ClosedJournal {
+            path: self.path,
+            journal: self.journal,
+            fsync: self.fsync,
+        };
+        (closed, r)
+    }
+}
+
+/// A journal file that is closed: its path and the state of its records
+/// (what [`JournalFile::close`] left on disk).
+pub(super) struct ClosedJournal {
+    path: PathBuf,
+    pub(super) journal: Journal,
+    fsync: Fsync,
+}
+
+impl std::fmt::Debug for ClosedJournal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClosedJournal")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClosedJournal {
+    /// Opens the file again for appending (it is not read again: its
+    /// records are the state kept here). Fails, and hands itself back,
+    /// when the file cannot be opened (it vanished, or no descriptor is
+    /// left).
+    pub(super) fn reopen(self) -> Result<JournalFile, (Self, io::Error)> {
+        let opened = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&self.path)
+            .and_then(|mut f| f.seek(io::SeekFrom::End(0)).map(|_| f));
+        match opened {
+            Ok(file) => Ok(JournalFile {
+                path: self.path,
+                file,
+                journal: self.journal,
+                fsync: self.fsync,
+                dirty: false,
+                buf: Vec::new(),
+            }),
+            Err(e) => Err((self, e)),
+        }
+    }
+
+    /// Deletes the file (its session is gone for good).
+    pub(super) fn remove(self) -> io::Result<()> {
+        std::fs::remove_file(&self.path)
+    }
+
+    /// The file's path.
+    pub(super) fn path(&self) -> &Path {
+        &self.path
+    }
 }

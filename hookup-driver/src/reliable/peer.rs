@@ -290,7 +290,10 @@ impl<S, R: Transport<S>> ReliablePeer<S, R> {
                 match opened {
                     Ok((state, resumed)) => {
                         if let Some(j) = &self.store.journal {
-                            self.file = j.attach(state.id(), state.key_digest(), resumed);
+                            self.file = j
+                                .attach(state.id(), state.key_digest(), resumed)
+                                .map_err(|e| tracing::error!("session journal: {e}"))
+                                .ok();
                         }
                         self.session.attach(state, resumed);
                     }
