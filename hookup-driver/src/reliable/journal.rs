@@ -272,25 +272,24 @@ impl std::fmt::Debug for ClosedJournal {
 
 impl ClosedJournal {
     /// Opens the file again for appending (it is not read again: its
-    /// records are the state kept here). Fails, and hands itself back,
-    /// when the file cannot be opened (it vanished, or no descriptor is
-    /// left).
-    pub(super) fn reopen(self) -> Result<JournalFile, (Self, io::Error)> {
-        let opened = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&self.path)
-            .and_then(|mut f| f.seek(io::SeekFrom::End(0)).map(|_| f));
-        match opened {
-            Ok(file) => Ok(JournalFile {
-                path: self.path,
-                file,
-                journal: self.journal,
-                fsync: self.fsync,
-                dirty: false,
-                buf: Vec::new(),
-            }),
-            Err(e) => Err((self, e)),
+    /// records are the state kept here); then [`reopened`](Self::reopened).
+    /// Fails when the file cannot be opened (it vanished, or no descriptor
+    /// is left).
+    pub(super) fn open_again(&self) -> io::Result<File> {
+        let mut file = OpenOptions::new().read(true).write(true).open(&self.path)?;
+        file.seek(io::SeekFrom::End(0))?;
+        Ok(file)
+    }
+
+    /// The open journal file, with `file` from [`open_again`](Self::open_again).
+    pub(super) fn reopened(self, file: File) -> JournalFile {
+        JournalFile {
+            path: self.path,
+            file,
+            journal: self.journal,
+            fsync: self.fsync,
+            dirty: false,
+            buf: Vec::new(),
         }
     }
 

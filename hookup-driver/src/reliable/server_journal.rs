@@ -168,9 +168,9 @@ impl ServerJournal {
                 jmap,
                 received,
             } = p;
-            let mut file = match file.reopen() {
-                Ok(f) => f,
-                Err((file, e)) => {
+            let mut file = match file.open_again() {
+                Ok(f) => file.reopened(f),
+                Err(e) => {
                     let e = io::Error::new(e.kind(), format!("{}: {e}", file.path().display()));
                     self.lock().insert(
                         id.to_vec(),
