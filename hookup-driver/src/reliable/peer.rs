@@ -10,7 +10,7 @@ use std::time::Duration;
 use futures_channel::oneshot;
 use hookup_proto::reliable::{
     LEGACY_SUBPROTOCOL, MessageId, Outcome, SendError, Session, SessionConfig, SessionEvent,
-    SessionStore, StoreConfig,
+    SessionState, SessionStore, StoreConfig,
 };
 
 use super::server_journal::{ServerJournal, SessionFile};
@@ -18,6 +18,7 @@ use super::{Delivery, ReliableEvent};
 use crate::net::Net;
 use crate::{Io, WebSocket};
 use crate::{Message, Runtime, Transport};
+use hookup_proto::CloseCode;
 
 /// A store of server sessions shared by a server's connections, with a
 /// background task that reaps expired ones (see the [module](super) for
@@ -290,10 +291,22 @@ impl<S, R: Transport<S>> ReliablePeer<S, R> {
                 match opened {
                     Ok((state, resumed)) => {
                         if let Some(j) = &self.store.journal {
-                            self.file = j
-                                .attach(state.id(), state.key_digest(), resumed)
-                                .map_err(|e| tracing::error!("session journal: {e}"))
-                                .ok();
+                            match j.attach(state.id(), state.key_digest(), resumed) {
+                                Ok(f) => self.file = Some(f),
+                                Err(e) => {
+                                    // Never served without its journal
+                                    // (issue #14): not durable.
+                                    tracing::error!(
+                                        "session journal: {e}: HELLO refused (close 1011)"
+                                    );
+                                    self.give_back(j.clone(), state, resumed);
+                                    self.session.refuse(
+                                        CloseCode::INTERNAL_ERROR,
+                                        "session journal unavailable",
+                                    );
+                                    return None;
+                                }
+                            }
                         }
                         self.session.attach(state, resumed);
                     }
@@ -357,6 +370,21 @@ impl<S, R: Runtime> ReliablePeer<S, R> {
     fn drain_outcomes(&mut self) {
         while let Some((id, outcome)) = self.session.poll_outcome() {
             self.resolve(id, outcome, true);
+        }
+    }
+
+    /// A session opened for a HELLO that is refused after all: a session
+    /// that was parked (its journal kept its file) is parked again, a new
+    /// one is forgotten.
+    fn give_back(&mut self, journal: Arc<ServerJournal>, state: SessionState, resumed: bool) {
+        let mut store = self.store.lock();
+        if resumed || journal.is_parked(state.id()) {
+            store.park(state, R::now());
+        } else {
+            store.release(state);
+        }
+        while let Some(id) = store.poll_dropped() {
+            journal.drop_session(&id);
         }
     }
 

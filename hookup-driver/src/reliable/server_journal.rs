@@ -257,6 +257,11 @@ impl ServerJournal {
         }
     }
 
+    /// Whether a parked session's file is kept.
+    pub(super) fn is_parked(&self, id: &[u8]) -> bool {
+        self.lock().contains_key(id)
+    }
+
     /// Parked sessions' files (all closed).
     #[cfg(test)]
     fn parked_files(&self) -> usize {

@@ -659,6 +659,26 @@ impl Session {
         self.pump();
     }
 
+    /// (Server) Refuses the HELLO, closing the connection with `code` and
+    /// `reason`: [`SESSION_QUOTA`](super::SESSION_QUOTA) when the store
+    /// refused a new session, 1011 when the server cannot keep the session
+    /// durable (its journal file cannot be written). Reports
+    /// [`SessionError::Refused`].
+    pub fn refuse(&mut self, code: CloseCode, reason: &str) {
+        if self.phase != Phase::AwaitingAttach {
+            return;
+        }
+        self.events
+            .push_back(SessionEvent::Error(SessionError::Refused(code)));
+        self.phase = Phase::Greeting;
+        if let Some(conn) = &mut self.conn
+            && conn.close(self.now, code, reason).is_err()
+        {
+            conn.handle_eof(self.now);
+        }
+        self.pump();
+    }
+
     /// (Client) Resumes a session kept in a journal by an earlier process,
     /// before the first connection: its id (1–64 bytes), its resume key
     /// (the proof of owning it, from [`resume_key`](Self::resume_key)), how many messages

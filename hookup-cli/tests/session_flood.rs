@@ -1,0 +1,125 @@
+//! Issue #14 over real sockets: `hookup serve --reliable --journal-dir`
+//! runs as a child process and is fed sessions by a hand-written
+//! `hookup.v1` client (`faults/rawws.rs`). A flood of new sessions must
+//! neither push out sessions established before it nor hold a file
+//! descriptor per parked session, and a session the server cannot keep
+//! in its journal is refused, never served without it.
+//!
+//! Every wait is bounded; the server is SIGKILLed when a test ends, also
+//! on failure. Nothing asserts on durations.
+
+#[allow(unreachable_pub, dead_code)]
+#[path = "faults/rawws.rs"]
+mod rawws;
+#[allow(unreachable_pub, dead_code)]
+#[path = "faults/support.rs"]
+mod support;
+
+use rawws::{Ending, RawWs, hello, hello_with};
+use support::{Scratch, free_port, serve_with};
+
+/// The close codes of a refused HELLO (PROTOCOL.md §4).
+const INTERNAL_ERROR: u16 = 1011;
+
+/// A session established by a raw client: its id and resume key.
+struct Established {
+    id: Vec<u8>,
+    key: [u8; 32],
+}
+
+/// Opens a new session and drops the connection (the session is parked).
+fn establish(port: u16) -> Established {
+    let mut ws = RawWs::connect(port);
+    let w = ws.hello(b"", 0);
+    assert!(!w.resumed);
+    Established {
+        id: w.id,
+        key: w.key.expect("WELCOME(new) carries the resume key"),
+    }
+}
+
+/// What the server answers a HELLO with: a WELCOME (resumed?) or a close.
+#[derive(Debug, PartialEq, Eq)]
+enum Answer {
+    Welcome { resumed: bool },
+    Close(u16),
+    Eof,
+}
+
+fn answer(ws: &mut RawWs, hello: &[u8]) -> Answer {
+    ws.send_binary(hello);
+    match ws.recv() {
+        Some((0x2, m)) => Answer::Welcome {
+            resumed: rawws::parse_welcome(&m).resumed,
+        },
+        Some((0x8, p)) => Answer::Close(if p.len() >= 2 {
+            u16::from_be_bytes([p[0], p[1]])
+        } else {
+            1005
+        }),
+        None => Answer::Eof,
+        Some(other) => panic!("unexpected answer to HELLO: {other:?}"),
+    }
+}
+
+/// Issue #14: a HELLO whose session file cannot be written (here: the
+/// journal directory was replaced by a plain file, which stops root too)
+/// is refused with 1011 rather than served without a journal, and a
+/// parked session that cannot be reopened stays parked: it resumes once
+/// the directory is back.
+#[test]
+fn a_session_the_journal_cannot_keep_is_refused() {
+    let scratch = Scratch::new("journal-refused");
+    let dir = scratch.path("journal");
+    let port = free_port();
+    let server = serve_with(
+        &scratch,
+        port,
+        &scratch.path("sink"),
+        "journal-refused",
+        &["--journal-dir", &dir.display().to_string()],
+    );
+    let before = establish(port);
+
+    // The directory goes away; a plain file takes its place.
+    let moved = scratch.path("journal.moved");
+    std::fs::rename(&dir, &moved).expect("move the journal directory");
+    std::fs::write(&dir, b"not a directory").expect("a file in its place");
+
+    let fresh = answer(&mut RawWs::connect(port), &hello(b"", 0));
+    assert_eq!(
+        fresh,
+        Answer::Close(INTERNAL_ERROR),
+        "a new session without a journal file\n{}",
+        server.stderr_tail()
+    );
+    let resume = answer(
+        &mut RawWs::connect(port),
+        &hello_with(&before.id, 0, Some(&before.key)),
+    );
+    assert_eq!(
+        resume,
+        Answer::Close(INTERNAL_ERROR),
+        "a parked file that cannot be reopened"
+    );
+
+    // Back again: the parked session was kept.
+    std::fs::remove_file(&dir).unwrap();
+    std::fs::rename(&moved, &dir).unwrap();
+    let resume = answer(
+        &mut RawWs::connect(port),
+        &hello_with(&before.id, 0, Some(&before.key)),
+    );
+    assert_eq!(
+        resume,
+        Answer::Welcome { resumed: true },
+        "{}",
+        server.stderr_tail()
+    );
+    assert!(
+        server.stderr_text().contains("HELLO refused"),
+        "the refusal is logged:\n{}",
+        server.stderr_tail()
+    );
+    let _ = Ending::Eof;
+}
