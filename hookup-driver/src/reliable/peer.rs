@@ -3,14 +3,15 @@
 use std::collections::HashMap;
 use std::future::poll_fn;
 use std::marker::PhantomData;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use futures_channel::oneshot;
 use hookup_proto::reliable::{
-    LEGACY_SUBPROTOCOL, MessageId, Outcome, SendError, Session, SessionConfig, SessionEvent,
-    SessionState, SessionStore, StoreConfig,
+    LEGACY_SUBPROTOCOL, MessageId, Outcome, SESSION_QUOTA, SendError, Session, SessionConfig,
+    SessionError, SessionEvent, SessionState, SessionStore, StoreConfig,
 };
 
 use super::server_journal::{ServerJournal, SessionFile};
@@ -162,6 +163,8 @@ pub struct ReliablePeer<S, R: Runtime> {
     /// The session's journal file (a store with a journal directory).
     file: Option<SessionFile>,
     sync_timer: Option<R::Sleep>,
+    /// The client's address, for the store's per-address quota.
+    peer_ip: Option<IpAddr>,
 }
 
 impl<S, R: Transport<S>> ReliablePeer<S, R> {
@@ -195,7 +198,19 @@ impl<S, R: Transport<S>> ReliablePeer<S, R> {
             parked: false,
             file: None,
             sync_timer: None,
+            peer_ip: None,
         }
+    }
+
+    /// The client's address (the accepted TCP connection's peer): a HELLO
+    /// that creates a session counts against its quota
+    /// ([`StoreConfig::max_sessions_per_ip`]) and is refused with
+    /// [`SESSION_QUOTA`](hookup_proto::reliable::SESSION_QUOTA) (4029) past
+    /// it. Without it (the default) the quota does not apply. Call it
+    /// before [`recv`](Self::recv).
+    pub fn with_peer_addr(mut self, addr: SocketAddr) -> Self {
+        self.peer_ip = Some(addr.ip());
+        self
     }
 
     /// The session id (empty before the client's HELLO).
@@ -287,7 +302,10 @@ impl<S, R: Transport<S>> ReliablePeer<S, R> {
     fn on_event(&mut self, ev: SessionEvent) -> Option<ReliableEvent> {
         match &ev {
             SessionEvent::Hello { session, proof } => {
-                let opened = self.store.lock().open(session, proof.as_ref(), R::now());
+                let opened =
+                    self.store
+                        .lock()
+                        .open_from(session, proof.as_ref(), R::now(), self.peer_ip);
                 match opened {
                     Ok((state, resumed)) => {
                         if let Some(j) = &self.store.journal {
@@ -309,6 +327,13 @@ impl<S, R: Transport<S>> ReliablePeer<S, R> {
                             }
                         }
                         self.session.attach(state, resumed);
+                    }
+                    Err(SessionError::TooManySessions) => {
+                        tracing::warn!(
+                            peer = ?self.peer_ip,
+                            "new reliable session refused: too many from this address (close 4029)"
+                        );
+                        self.session.refuse(SESSION_QUOTA, "too many sessions");
                     }
                     Err(_) => self.session.refuse_busy(),
                 }
