@@ -123,3 +123,134 @@ fn a_session_the_journal_cannot_keep_is_refused() {
     );
     let _ = Ending::Eof;
 }
+
+/// The quota's close code (PROTOCOL.md §4).
+const SESSION_QUOTA: u16 = 4029;
+
+/// File descriptors the process holds.
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+/// Issue #14: a few thousand new sessions, each parked at once, after a
+/// few established ones: the established sessions still resume, the
+/// server holds no file descriptor per parked session, and it lives.
+/// (No per-address quota here: every flood session is parked.)
+#[cfg(target_os = "linux")]
+#[test]
+fn a_session_flood_keeps_no_file_per_session_and_spares_earlier_sessions() {
+    const FLOOD: usize = 3000;
+    let scratch = Scratch::new("session-flood");
+    let dir = scratch.path("journal");
+    let port = free_port();
+    let mut server = serve_with(
+        &scratch,
+        port,
+        &scratch.path("sink"),
+        "session-flood",
+        &[
+            "--journal-dir",
+            &dir.display().to_string(),
+            "--max-sessions-per-ip",
+            "0",
+        ],
+    );
+    let established: Vec<Established> = (0..3).map(|_| establish(port)).collect();
+    // Resumed once: established in the store's eyes.
+    for e in &established {
+        let got = answer(
+            &mut RawWs::connect(port),
+            &hello_with(&e.id, 0, Some(&e.key)),
+        );
+        assert_eq!(got, Answer::Welcome { resumed: true });
+    }
+    let baseline = open_fds(server.pid());
+    let mut welcomed = 0;
+    let mut peak = baseline;
+    for i in 0..FLOOD {
+        if answer(&mut RawWs::connect(port), &hello(b"", 0)) == (Answer::Welcome { resumed: false })
+        {
+            welcomed += 1;
+        }
+        if i % 250 == 0 {
+            peak = peak.max(open_fds(server.pid()));
+        }
+    }
+    // Every flood session has its file (they are durable) ...
+    support::wait_until(
+        std::time::Duration::from_secs(20),
+        "the flood's sessions parked",
+        || std::fs::read_dir(&dir).map_or(0, |d| d.count()) >= FLOOD + established.len(),
+    );
+    // ... and none is held open.
+    peak = peak.max(open_fds(server.pid()));
+    println!("flood: {welcomed} welcomed; fds {baseline} before, {peak} at most");
+    assert_eq!(welcomed, FLOOD);
+    assert!(
+        peak < baseline + 200,
+        "{peak} file descriptors held (baseline {baseline}): one per parked session?"
+    );
+    for e in &established {
+        let got = answer(
+            &mut RawWs::connect(port),
+            &hello_with(&e.id, 0, Some(&e.key)),
+        );
+        assert_eq!(
+            got,
+            Answer::Welcome { resumed: true },
+            "{}",
+            server.stderr_tail()
+        );
+    }
+    assert!(server.try_status().is_none(), "the server died");
+}
+
+/// Issue #14: past `--max-sessions-per-ip` a HELLO that would create a
+/// session is refused with 4029, while resuming (from that address too)
+/// and new sessions from another address go on.
+#[test]
+fn new_sessions_past_the_per_ip_quota_are_refused() {
+    let scratch = Scratch::new("session-quota");
+    let port = free_port();
+    let mut server = serve_with(
+        &scratch,
+        port,
+        &scratch.path("sink"),
+        "session-quota",
+        &[
+            "--journal-dir",
+            &scratch.path("journal").display().to_string(),
+            "--max-sessions-per-ip",
+            "5",
+        ],
+    );
+    let established: Vec<Established> = (0..5).map(|_| establish(port)).collect();
+    for _ in 0..50 {
+        let got = answer(&mut RawWs::connect(port), &hello(b"", 0));
+        assert_eq!(
+            got,
+            Answer::Close(SESSION_QUOTA),
+            "{}",
+            server.stderr_tail()
+        );
+    }
+    for e in &established {
+        let got = answer(
+            &mut RawWs::connect(port),
+            &hello_with(&e.id, 0, Some(&e.key)),
+        );
+        assert_eq!(got, Answer::Welcome { resumed: true });
+    }
+    let other = answer(
+        &mut RawWs::connect_from(port, std::net::Ipv4Addr::new(127, 0, 0, 2)),
+        &hello(b"", 0),
+    );
+    assert_eq!(other, Answer::Welcome { resumed: false }, "another address");
+    assert!(
+        server.stderr_text().contains("too many"),
+        "the refusal is logged"
+    );
+    assert!(server.try_status().is_none(), "the server died");
+}
