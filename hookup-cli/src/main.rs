@@ -55,6 +55,12 @@ enum Command {
         /// restart (with --reliable).
         #[arg(long, requires = "reliable")]
         journal_dir: Option<PathBuf>,
+        /// Reliable sessions alive at once (connected or parked) that were
+        /// created from one client IP address (IPv6: one /64); a HELLO
+        /// that would create one more is refused with close 4029, resuming
+        /// never is (0: no limit).
+        #[arg(long, default_value_t = 1_000)]
+        max_sessions_per_ip: usize,
         /// Accept permessage-deflate (RFC 7692) from clients that offer it.
         #[arg(long)]
         deflate: bool,
@@ -182,6 +188,7 @@ fn main() -> ExitCode {
                 sink,
                 session_ttl,
                 journal_dir,
+                max_sessions_per_ip,
                 deflate,
                 deflate_threshold,
                 max_connections,
@@ -208,6 +215,7 @@ fn main() -> ExitCode {
                     sink,
                     session_ttl,
                     journal_dir,
+                    max_sessions_per_ip,
                     deflate: deflate.then_some(deflate_threshold),
                     limits,
                     chat_max_message_size,

@@ -24,6 +24,8 @@ pub(crate) struct ServeOptions {
     pub(crate) sink: Option<PathBuf>,
     pub(crate) session_ttl: Duration,
     pub(crate) journal_dir: Option<PathBuf>,
+    /// Reliable sessions alive at once created from one IP address.
+    pub(crate) max_sessions_per_ip: usize,
     /// permessage-deflate with this compression threshold.
     pub(crate) deflate: Option<usize>,
     pub(crate) limits: Limits,
@@ -56,6 +58,15 @@ impl Sink {
     }
 }
 
+/// The client's address of an accepted connection.
+fn peer_addr(stream: &MaybeTlsStream) -> Option<SocketAddr> {
+    match stream {
+        MaybeTlsStream::Plain(tcp) => tcp.peer_addr().ok(),
+        MaybeTlsStream::ServerTls(tls) => tls.get_ref().0.peer_addr().ok(),
+        _ => None,
+    }
+}
+
 async fn echo(
     mut ws: WebSocket<MaybeTlsStream>,
     sink: Sink,
@@ -67,7 +78,12 @@ async fn echo(
             Some(reliable::SUBPROTOCOL | reliable::LEGACY_SUBPROTOCOL)
         )
     {
+        let addr = peer_addr(ws.get_ref());
         let mut peer = ReliablePeer::new(ws, store, config);
+        if let Some(addr) = addr {
+            // The per-address quota of new sessions.
+            peer = peer.with_peer_addr(addr);
+        }
         while let Some(ev) = peer.recv().await {
             if let ReliableEvent::Message(m) = ev {
                 sink.write(&m);
@@ -128,6 +144,7 @@ pub(crate) async fn serve(
     let reliable = if opts.reliable {
         let mut store_config = hookup_tokio::proto::reliable::StoreConfig::default();
         store_config.ttl = opts.session_ttl;
+        store_config.max_sessions_per_ip = opts.max_sessions_per_ip;
         let mut session = SessionConfig::default();
         session.connection = config.proto.clone();
         let store = match &opts.journal_dir {

@@ -94,6 +94,31 @@ impl RawWs {
     /// server selected it.
     pub fn connect(port: u16) -> Self {
         let s = TcpStream::connect(("127.0.0.1", port)).expect("raw connect");
+        Self::upgrade(s, port)
+    }
+
+    /// [`connect`](Self::connect) from the local address `from` (another
+    /// loopback address, 127.0.0.2 say: another client IP to the server).
+    #[allow(dead_code)]
+    pub fn connect_from(port: u16, from: std::net::Ipv4Addr) -> Self {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()
+            .expect("runtime");
+        let s = rt
+            .block_on(async {
+                let sock = tokio::net::TcpSocket::new_v4()?;
+                sock.bind((from, 0).into())?;
+                sock.connect(([127, 0, 0, 1], port).into())
+                    .await?
+                    .into_std()
+            })
+            .expect("raw connect from another address");
+        s.set_nonblocking(false).unwrap();
+        Self::upgrade(s, port)
+    }
+
+    fn upgrade(s: TcpStream, port: u16) -> Self {
         // Bounds every read: a server that hangs fails the test, not the
         // run (longer than the server's 10 s greeting deadline, so that
         // shows as the end of the stream).

@@ -128,6 +128,12 @@ impl Proc {
         }
     }
 
+    /// The process id.
+    #[allow(dead_code)]
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn take_stdin(&mut self) -> ChildStdin {
         self.child.stdin.take().expect("stdin piped")
     }

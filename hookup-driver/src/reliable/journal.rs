@@ -238,4 +238,68 @@ impl JournalFile {
         self.dirty = false;
         self.file.sync_data()
     }
+
+    /// Writes out what is kept in memory, flushes it to disk and closes
+    /// the file, keeping its contents' decoded state (a server's parked
+    /// session: it holds no file descriptor). The records are written even
+    /// when the sync fails; the error is reported.
+    pub(super) fn close(mut self) -> (ClosedJournal, io::Result<()>) {
+        let r = self.sync();
+        let closed = ClosedJournal {
+            path: self.path,
+            journal: self.journal,
+            fsync: self.fsync,
+        };
+        (closed, r)
+    }
+}
+
+/// A journal file that is closed: its path and the state of its records
+/// (what [`JournalFile::close`] left on disk).
+pub(super) struct ClosedJournal {
+    path: PathBuf,
+    pub(super) journal: Journal,
+    fsync: Fsync,
+}
+
+impl std::fmt::Debug for ClosedJournal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClosedJournal")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClosedJournal {
+    /// Opens the file again for appending (it is not read again: its
+    /// records are the state kept here); then [`reopened`](Self::reopened).
+    /// Fails when the file cannot be opened (it vanished, or no descriptor
+    /// is left).
+    pub(super) fn open_again(&self) -> io::Result<File> {
+        let mut file = OpenOptions::new().read(true).write(true).open(&self.path)?;
+        file.seek(io::SeekFrom::End(0))?;
+        Ok(file)
+    }
+
+    /// The open journal file, with `file` from [`open_again`](Self::open_again).
+    pub(super) fn reopened(self, file: File) -> JournalFile {
+        JournalFile {
+            path: self.path,
+            file,
+            journal: self.journal,
+            fsync: self.fsync,
+            dirty: false,
+            buf: Vec::new(),
+        }
+    }
+
+    /// Deletes the file (its session is gone for good).
+    pub(super) fn remove(self) -> io::Result<()> {
+        std::fs::remove_file(&self.path)
+    }
+
+    /// The file's path.
+    pub(super) fn path(&self) -> &Path {
+        &self.path
+    }
 }

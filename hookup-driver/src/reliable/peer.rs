@@ -3,14 +3,15 @@
 use std::collections::HashMap;
 use std::future::poll_fn;
 use std::marker::PhantomData;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use futures_channel::oneshot;
 use hookup_proto::reliable::{
-    LEGACY_SUBPROTOCOL, MessageId, Outcome, SendError, Session, SessionConfig, SessionEvent,
-    SessionStore, StoreConfig,
+    LEGACY_SUBPROTOCOL, MessageId, Outcome, SESSION_QUOTA, SendError, Session, SessionConfig,
+    SessionError, SessionEvent, SessionState, SessionStore, StoreConfig,
 };
 
 use super::server_journal::{ServerJournal, SessionFile};
@@ -18,6 +19,7 @@ use super::{Delivery, ReliableEvent};
 use crate::net::Net;
 use crate::{Io, WebSocket};
 use crate::{Message, Runtime, Transport};
+use hookup_proto::CloseCode;
 
 /// A store of server sessions shared by a server's connections, with a
 /// background task that reaps expired ones (see the [module](super) for
@@ -161,6 +163,8 @@ pub struct ReliablePeer<S, R: Runtime> {
     /// The session's journal file (a store with a journal directory).
     file: Option<SessionFile>,
     sync_timer: Option<R::Sleep>,
+    /// The client's address, for the store's per-address quota.
+    peer_ip: Option<IpAddr>,
 }
 
 impl<S, R: Transport<S>> ReliablePeer<S, R> {
@@ -194,7 +198,19 @@ impl<S, R: Transport<S>> ReliablePeer<S, R> {
             parked: false,
             file: None,
             sync_timer: None,
+            peer_ip: None,
         }
+    }
+
+    /// The client's address (the accepted TCP connection's peer): a HELLO
+    /// that creates a session counts against its quota
+    /// ([`StoreConfig::max_sessions_per_ip`]) and is refused with
+    /// [`SESSION_QUOTA`](hookup_proto::reliable::SESSION_QUOTA) (4029) past
+    /// it. Without it (the default) the quota does not apply. Call it
+    /// before [`recv`](Self::recv).
+    pub fn with_peer_addr(mut self, addr: SocketAddr) -> Self {
+        self.peer_ip = Some(addr.ip());
+        self
     }
 
     /// The session id (empty before the client's HELLO).
@@ -286,13 +302,38 @@ impl<S, R: Transport<S>> ReliablePeer<S, R> {
     fn on_event(&mut self, ev: SessionEvent) -> Option<ReliableEvent> {
         match &ev {
             SessionEvent::Hello { session, proof } => {
-                let opened = self.store.lock().open(session, proof.as_ref(), R::now());
+                let opened =
+                    self.store
+                        .lock()
+                        .open_from(session, proof.as_ref(), R::now(), self.peer_ip);
                 match opened {
                     Ok((state, resumed)) => {
                         if let Some(j) = &self.store.journal {
-                            self.file = j.attach(state.id(), state.key_digest(), resumed);
+                            match j.attach(state.id(), state.key_digest(), resumed) {
+                                Ok(f) => self.file = Some(f),
+                                Err(e) => {
+                                    // Never served without its journal
+                                    // (issue #14): not durable.
+                                    tracing::error!(
+                                        "session journal: {e}: HELLO refused (close 1011)"
+                                    );
+                                    self.give_back(j.clone(), state, resumed);
+                                    self.session.refuse(
+                                        CloseCode::INTERNAL_ERROR,
+                                        "session journal unavailable",
+                                    );
+                                    return None;
+                                }
+                            }
                         }
                         self.session.attach(state, resumed);
+                    }
+                    Err(SessionError::TooManySessions) => {
+                        tracing::warn!(
+                            peer = ?self.peer_ip,
+                            "new reliable session refused: too many from this address (close 4029)"
+                        );
+                        self.session.refuse(SESSION_QUOTA, "too many sessions");
                     }
                     Err(_) => self.session.refuse_busy(),
                 }
@@ -354,6 +395,21 @@ impl<S, R: Runtime> ReliablePeer<S, R> {
     fn drain_outcomes(&mut self) {
         while let Some((id, outcome)) = self.session.poll_outcome() {
             self.resolve(id, outcome, true);
+        }
+    }
+
+    /// A session opened for a HELLO that is refused after all: a session
+    /// that was parked (its journal kept its file) is parked again, a new
+    /// one is forgotten.
+    fn give_back(&mut self, journal: Arc<ServerJournal>, state: SessionState, resumed: bool) {
+        let mut store = self.store.lock();
+        if resumed || journal.is_parked(state.id()) {
+            store.park(state, R::now());
+        } else {
+            store.release(state);
+        }
+        while let Some(id) = store.poll_dropped() {
+            journal.drop_session(&id);
         }
     }
 

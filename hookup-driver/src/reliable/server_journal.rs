@@ -5,8 +5,14 @@
 //! a copy of the files does not let anyone resume a session), how many of
 //! its messages the client acknowledged, how many client messages were
 //! delivered to the application, and its unacknowledged outgoing messages.
-//! A connection owns its session's file while attached; parked sessions'
-//! files wait here; the file of a session that expires is deleted.
+//! A connection owns its session's file, open, while attached. A parked
+//! session's file is closed (issue #14: a flood of parked sessions must
+//! not hold a file descriptor each): its decoded state waits here, and the
+//! file is opened again when the session is attached. Nothing is written
+//! for a parked session (no connection: no acknowledgement or delivery can
+//! happen; ack deadlines that pass resolve only in memory), so a parked
+//! file is complete, and synced, when it is closed. The file of a session
+//! that expires is deleted.
 
 use std::collections::HashMap;
 use std::io;
@@ -17,15 +23,23 @@ use std::task::Context;
 use hookup_proto::reliable::{MessageId, Outcome, SessionState};
 
 use super::Fsync;
-use super::journal::{JournalFile, create_private_dir};
+use super::journal::{ClosedJournal, JournalFile, create_private_dir};
 use crate::Runtime;
 
-/// The directory and the files of parked sessions.
+/// The directory and the (closed) files of parked sessions.
 #[derive(Debug)]
 pub(super) struct ServerJournal {
     dir: PathBuf,
     fsync: Fsync,
-    parked: Mutex<HashMap<Vec<u8>, SessionFile>>,
+    parked: Mutex<HashMap<Vec<u8>, ParkedFile>>,
+}
+
+/// A parked session's file, closed.
+#[derive(Debug)]
+struct ParkedFile {
+    file: ClosedJournal,
+    jmap: HashMap<MessageId, u64>,
+    received: u64,
 }
 
 /// One session's file, and which journal record each queued message is.
@@ -100,13 +114,15 @@ impl ServerJournal {
                 j.live().map(|(_, m)| m.clone()),
             );
             let received = j.received_count();
+            // Closed until its client resumes it.
+            let (file, r) = file.close();
+            log(r);
             parked.insert(
                 id,
-                SessionFile {
+                ParkedFile {
                     file,
                     jmap: ids.into_iter().zip(jids).collect(),
                     received,
-                    received_dirty: false,
                 },
             );
             states.push(state);
@@ -128,27 +144,68 @@ impl ServerJournal {
         ))
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<Vec<u8>, SessionFile>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<Vec<u8>, ParkedFile>> {
         self.parked.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The file of a session being attached: the parked one (when the
-    /// session starts over under its id, because the client contradicted
-    /// it, with a SESSION record and its new key's digest: its messages
-    /// stay, numbered afresh), else a new file.
+    /// The file of a session being attached, open: the parked one (when
+    /// the session starts over under its id, because the client
+    /// contradicted it, with a SESSION record and its new key's digest:
+    /// its messages stay, numbered afresh), else a new file. An error
+    /// (the file cannot be opened or written: no descriptor left, say)
+    /// means the session would not be durable: the caller refuses it. A
+    /// parked session's file then stays parked, as it was.
     pub(super) fn attach(
         &self,
         id: &[u8],
         key_digest: &[u8; 32],
         resumed: bool,
-    ) -> Option<SessionFile> {
-        if let Some(mut f) = self.lock().remove(id) {
+    ) -> io::Result<SessionFile> {
+        let parked = self.lock().remove(id);
+        if let Some(p) = parked {
+            let ParkedFile {
+                file,
+                jmap,
+                received,
+            } = p;
+            let mut file = match file.open_again() {
+                Ok(f) => file.reopened(f),
+                Err(e) => {
+                    let e = io::Error::new(e.kind(), format!("{}: {e}", file.path().display()));
+                    self.lock().insert(
+                        id.to_vec(),
+                        ParkedFile {
+                            file,
+                            jmap,
+                            received,
+                        },
+                    );
+                    return Err(e);
+                }
+            };
+            let mut received = received;
             if !resumed {
-                log(f.file.session(id, Some(key_digest)));
-                f.received = 0;
-                f.received_dirty = false;
+                if let Err(e) = file.session(id, Some(key_digest)) {
+                    let (file, r) = file.close();
+                    log(r);
+                    self.lock().insert(
+                        id.to_vec(),
+                        ParkedFile {
+                            file,
+                            jmap,
+                            received,
+                        },
+                    );
+                    return Err(e);
+                }
+                received = 0;
             }
-            return Some(f);
+            return Ok(SessionFile {
+                file,
+                jmap,
+                received,
+                received_dirty: false,
+            });
         }
         let path = self.dir.join(format!("{}.hkj", hex(id)));
         let _ = std::fs::remove_file(&path);
@@ -157,24 +214,40 @@ impl ServerJournal {
             Ok(file)
         });
         match made {
-            Ok(file) => Some(SessionFile {
+            Ok(file) => Ok(SessionFile {
                 file,
                 jmap: HashMap::new(),
                 received: 0,
                 received_dirty: false,
             }),
             Err(e) => {
-                tracing::error!("session journal {}: {e}", path.display());
-                None
+                // Nothing of a session that is refused is left behind.
+                let _ = std::fs::remove_file(&path);
+                Err(io::Error::new(e.kind(), format!("{}: {e}", path.display())))
             }
         }
     }
 
-    /// Keeps the file of a session that was parked.
+    /// Keeps the file of a session that was parked, closed (written out
+    /// and synced first).
     pub(super) fn park(&self, id: Vec<u8>, mut file: SessionFile) {
         file.flush();
-        log(file.file.sync());
-        self.lock().insert(id, file);
+        let SessionFile {
+            file,
+            jmap,
+            received,
+            ..
+        } = file;
+        let (file, r) = file.close();
+        log(r);
+        self.lock().insert(
+            id,
+            ParkedFile {
+                file,
+                jmap,
+                received,
+            },
+        );
     }
 
     /// Deletes the file of a session that is gone for good.
@@ -182,6 +255,17 @@ impl ServerJournal {
         if let Some(f) = self.lock().remove(id) {
             log(f.file.remove());
         }
+    }
+
+    /// Whether a parked session's file is kept.
+    pub(super) fn is_parked(&self, id: &[u8]) -> bool {
+        self.lock().contains_key(id)
+    }
+
+    /// Parked sessions' files (all closed).
+    #[cfg(test)]
+    fn parked_files(&self) -> usize {
+        self.lock().len()
     }
 }
 
@@ -308,5 +392,59 @@ mod tests {
         assert_eq!(states.len(), 1);
         assert_eq!(mode(&file), 0o600);
         let _ = std::fs::remove_dir_all(&base);
+    }
+
+    /// File descriptors of this process open on files under `dir`.
+    #[cfg(target_os = "linux")]
+    fn open_fds_under(dir: &Path) -> usize {
+        std::fs::read_dir("/proc/self/fd")
+            .unwrap()
+            .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+            .filter(|target| target.starts_with(dir))
+            .count()
+    }
+
+    /// Issue #14: a parked session keeps no file open (a flood of parked
+    /// sessions exhausted the file descriptors), neither when it is parked
+    /// by its connection nor when a restarted server finds it; its file
+    /// is opened again when the session is resumed, and what is written
+    /// then lands after what was there.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn parked_sessions_hold_no_file_descriptor() {
+        let dir = std::env::temp_dir().join(format!(
+            "hookup-server-journal-fds-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        let ids: Vec<Vec<u8>> = (0..20u8).map(|i| vec![b's', i]).collect();
+        {
+            let (j, _) = ServerJournal::open(&dir, Fsync::Never).unwrap();
+            for id in &ids {
+                let mut f = j.attach(id, &[7; 32], false).expect("new file");
+                f.add(MessageId(1), &hookup_proto::Message::text("one"));
+                j.park(id.clone(), f);
+            }
+            assert_eq!(j.parked_files(), ids.len());
+            assert_eq!(open_fds_under(&dir), 0, "parked sessions' files are closed");
+            // Resumed: open while attached, closed again when parked.
+            let mut f = j.attach(&ids[0], &[7; 32], true).expect("reopened");
+            assert_eq!(open_fds_under(&dir), 1);
+            f.add(MessageId(2), &hookup_proto::Message::text("two"));
+            j.park(ids[0].clone(), f);
+            assert_eq!(open_fds_under(&dir), 0);
+        }
+        let (j, states) = ServerJournal::open(&dir, Fsync::Never).unwrap();
+        assert_eq!(states.len(), ids.len());
+        assert_eq!(
+            open_fds_under(&dir),
+            0,
+            "restored sessions' files are closed"
+        );
+        let resumed = states.iter().find(|s| s.id() == ids[0].as_slice()).unwrap();
+        assert_eq!(resumed.unacked(), 2, "the record written after reopening");
+        drop(j);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -48,6 +48,12 @@ use crate::config::Config;
 /// again later", which RFC 6455 peers and Autobahn treat as reserved).
 pub const SESSION_BUSY: crate::CloseCode = crate::CloseCode(4013);
 
+/// The close code a server sends when it refuses a HELLO that would create
+/// a new session because the client's IP address has as many sessions as
+/// [`StoreConfig::max_sessions_per_ip`] allows (4029, after HTTP's 429
+/// "too many requests"). Sessions the client resumes are not refused.
+pub const SESSION_QUOTA: crate::CloseCode = crate::CloseCode(4029);
+
 /// Identifies a message given to [`Session::send`], unique per session
 /// object (it does not change when a message is sent again).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -257,6 +263,12 @@ pub enum SessionError {
     /// backoff). A HELLO without a valid proof never gets this: it gets a
     /// new session.
     Busy,
+    /// (Server) A HELLO would create a session beyond the client IP
+    /// address's quota ([`StoreConfig::max_sessions_per_ip`]).
+    TooManySessions,
+    /// (Server) The HELLO was refused and the connection closed with this
+    /// code ([`Session::refuse`]).
+    Refused(crate::CloseCode),
     /// The peer did not answer a keepalive ping in time.
     KeepaliveTimeout,
     /// The transport failed or could not be opened.
@@ -280,6 +292,8 @@ impl fmt::Display for SessionError {
             }
             Self::InvalidUtf8 => f.write_str("text message is not UTF-8"),
             Self::Busy => f.write_str("session in use by another connection"),
+            Self::TooManySessions => f.write_str("too many sessions from this address"),
+            Self::Refused(code) => write!(f, "session refused (close code {})", code.0),
             Self::KeepaliveTimeout => f.write_str("no pong within the keepalive deadline"),
             Self::Transport(e) => write!(f, "transport: {e}"),
         }

@@ -1,6 +1,7 @@
 //! A server's sessions while their clients are away.
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use super::channel::Channel;
@@ -107,6 +108,14 @@ pub struct StoreConfig {
     /// Most unacknowledged payload bytes kept over all disconnected
     /// sessions (default 256 MiB).
     pub max_bytes: usize,
+    /// Most sessions, attached or parked, created from one client IP
+    /// address (IPv6: one /64) that are alive at once (default 1,000; 0:
+    /// no limit). A HELLO that would create one more is refused
+    /// ([`SessionError::TooManySessions`]; the server closes with
+    /// [`SESSION_QUOTA`](super::SESSION_QUOTA)); resuming a session is
+    /// never refused. Counted only for sessions opened with an address
+    /// ([`SessionStore::open_from`]).
+    pub max_sessions_per_ip: usize,
 }
 
 impl Default for StoreConfig {
@@ -115,6 +124,7 @@ impl Default for StoreConfig {
             ttl: Duration::from_secs(60),
             max_sessions: 10_000,
             max_bytes: 256 << 20,
+            max_sessions_per_ip: 1_000,
         }
     }
 }
@@ -152,6 +162,26 @@ pub struct SessionStore {
     outcomes: VecDeque<(Vec<u8>, MessageId, Outcome)>,
     /// Ids of sessions dropped (expired, evicted or released), when asked for.
     dropped: Option<VecDeque<Vec<u8>>>,
+    /// The address (quota key) each live session was created from.
+    owners: HashMap<Vec<u8>, IpAddr>,
+    /// Live sessions created from each address (quota key).
+    per_ip: HashMap<IpAddr, usize>,
+}
+
+/// What the per-address quota counts: an IPv4 address (an IPv4-mapped
+/// IPv6 one too), or the /64 of an IPv6 address (one host's share).
+fn quota_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let mut s = v6.segments();
+                s[4..].fill(0);
+                IpAddr::V6(s.into())
+            }
+        },
+    }
 }
 
 #[derive(Debug)]
@@ -181,6 +211,26 @@ impl SessionStore {
             expired: 0,
             outcomes: VecDeque::new(),
             dropped: None,
+            owners: HashMap::new(),
+            per_ip: HashMap::new(),
+        }
+    }
+
+    /// Sessions alive now (attached or parked) that were created from
+    /// `ip`'s quota key (see [`StoreConfig::max_sessions_per_ip`]).
+    pub fn sessions_from(&self, ip: IpAddr) -> usize {
+        self.per_ip.get(&quota_key(ip)).copied().unwrap_or(0)
+    }
+
+    /// A session is gone for good: uncounted from its address's quota.
+    fn disown(&mut self, id: &[u8]) {
+        if let Some(ip) = self.owners.remove(id)
+            && let Some(n) = self.per_ip.get_mut(&ip)
+        {
+            *n -= 1;
+            if *n == 0 {
+                self.per_ip.remove(&ip);
+            }
         }
     }
 
@@ -216,7 +266,23 @@ impl SessionStore {
         &mut self,
         requested: &[u8],
         proof: Option<&ResumeKey>,
+        now: Instant,
+    ) -> Result<(SessionState, bool), SessionError> {
+        self.open_from(requested, proof, now, None)
+    }
+
+    /// [`open`](Self::open) for a client at address `ip`: a new session is
+    /// counted against `ip`'s quota ([`StoreConfig::max_sessions_per_ip`])
+    /// until it is gone for good, and refused with
+    /// [`SessionError::TooManySessions`] when the quota is used up.
+    /// Resuming a session is never refused by the quota. `None`: not
+    /// counted (as [`open`](Self::open)).
+    pub fn open_from(
+        &mut self,
+        requested: &[u8],
+        proof: Option<&ResumeKey>,
         _now: Instant,
+        ip: Option<IpAddr>,
     ) -> Result<(SessionState, bool), SessionError> {
         if !requested.is_empty()
             && let Some(proof) = proof
@@ -249,6 +315,13 @@ impl SessionStore {
                 return Ok((state, resumed));
             }
         }
+        let owner = ip.map(quota_key);
+        if let Some(owner) = owner
+            && self.config.max_sessions_per_ip > 0
+            && self.per_ip.get(&owner).copied().unwrap_or(0) >= self.config.max_sessions_per_ip
+        {
+            return Err(SessionError::TooManySessions);
+        }
         let mut id = [0u8; 16];
         loop {
             self.rng.fill(&mut id);
@@ -259,6 +332,10 @@ impl SessionStore {
         let key = ResumeKey::generate(&mut self.rng);
         let key_digest = key.digest();
         self.attached.insert(id.to_vec(), key_digest);
+        if let Some(owner) = owner {
+            *self.per_ip.entry(owner).or_insert(0) += 1;
+            self.owners.insert(id.to_vec(), owner);
+        }
         Ok((
             SessionState {
                 id: id.to_vec(),
@@ -321,6 +398,7 @@ impl SessionStore {
     pub fn release(&mut self, mut state: SessionState) {
         self.attached.remove(&state.id);
         self.established.remove(&state.id);
+        self.disown(&state.id);
         state.channel.drop_all(DropReason::Shutdown);
         self.collect(&mut state);
         if let Some(d) = &mut self.dropped {
@@ -355,6 +433,7 @@ impl SessionStore {
     fn evict(&mut self, id: &[u8]) {
         if let Some(mut state) = self.unpark(id) {
             self.established.remove(id);
+            self.disown(id);
             state.channel.drop_all(DropReason::Expired);
             self.collect(&mut state);
             self.expired += 1;

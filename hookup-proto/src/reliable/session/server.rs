@@ -156,6 +156,26 @@ impl Session {
         self.pump();
     }
 
+    /// (Server) Refuses the HELLO, closing the connection with `code` and
+    /// `reason`: [`SESSION_QUOTA`](crate::reliable::SESSION_QUOTA) when the
+    /// store refused a new session, 1011 when the server cannot keep the
+    /// session durable (its journal file cannot be written). Reports
+    /// [`SessionError::Refused`].
+    pub fn refuse(&mut self, code: crate::CloseCode, reason: &str) {
+        if self.phase != Phase::AwaitingAttach {
+            return;
+        }
+        self.events
+            .push_back(SessionEvent::Error(SessionError::Refused(code)));
+        self.phase = Phase::Greeting;
+        if let Some(conn) = &mut self.conn
+            && conn.close(self.now, code, reason).is_err()
+        {
+            conn.handle_eof(self.now);
+        }
+        self.pump();
+    }
+
     /// (Server) Takes the session state out, to park it in a store after
     /// the connection ended (or to move it elsewhere). Unacknowledged
     /// messages stay in it.
