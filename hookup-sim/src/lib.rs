@@ -186,7 +186,8 @@ impl Netem {
         }
     }
 
-    fn latency(&self, rng: &mut Rng) -> Duration {
+    /// One latency draw.
+    pub fn draw_latency(&self, rng: &mut Rng) -> Duration {
         let (lo, hi) = self.latency;
         let ms = |d: Duration| u64::try_from(d.as_millis()).expect("latency in ms fits u64");
         rng.ms(ms(lo), ms(hi))
@@ -248,7 +249,7 @@ impl Wire {
             } else {
                 rest.len()
             };
-            let lat = netem.latency(rng);
+            let lat = netem.draw_latency(rng);
             self.push_after(clock.now() + lat, Chunk::Data(rest[..n].to_vec()));
             rest = &rest[n..];
         }
@@ -265,7 +266,7 @@ impl Wire {
         if self.blackhole {
             return;
         }
-        let lat = netem.latency(rng);
+        let lat = netem.draw_latency(rng);
         self.push_after(clock.now() + lat, Chunk::Eof);
     }
 
