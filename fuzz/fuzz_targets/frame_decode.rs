@@ -14,9 +14,10 @@
 
 use std::time::{Duration, Instant};
 
-use hookup_fuzz::{Chunker, Ev, EventChecker, WireChecker, summarize};
+use hookup_fuzz::{Ev, EventChecker, WireChecker, summarize};
 use hookup_proto::frame::{FrameHeader, MAX_HEADER_LEN};
 use hookup_proto::{Config, Connection, Role, State};
+use hookup_sim::Rng;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -108,7 +109,7 @@ fn run(role: Role, config: &Config, stream: &[u8], chunk_seed: Option<u8>, eof: 
     let mut transmit = Vec::new();
     let chunks = match chunk_seed {
         None => vec![stream],
-        Some(seed) => Chunker::new(u64::from(seed)).split(stream, 1 + usize::from(seed % 32)),
+        Some(seed) => Rng::new(u64::from(seed)).split(stream, 1 + usize::from(seed % 32)),
     };
     let bound = config.max_frame_size + MAX_HEADER_LEN;
     for (i, chunk) in chunks.into_iter().enumerate() {

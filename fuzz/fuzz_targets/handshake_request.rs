@@ -21,12 +21,13 @@
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use hookup_fuzz::{Chunker, EventChecker, MAX_HEADERS, WireChecker, parse_error_response};
+use hookup_fuzz::{EventChecker, MAX_HEADERS, WireChecker, parse_error_response};
 use hookup_proto::http::{HeaderMap, StatusCode};
 use hookup_proto::{
     Accept, ClientRequest, Config, Connection, Error, Event, HandshakeError, Role, State,
     UsageError,
 };
+use hookup_sim::Rng;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -48,7 +49,7 @@ fuzz_target!(|data: &[u8]| {
     let mut request = None;
 
     let chunks = if ctl & 2 != 0 {
-        Chunker::new(u64::from(ctl)).split(bytes, 1 + usize::from((ctl >> 2) & 7) * 9)
+        Rng::new(u64::from(ctl)).split(bytes, 1 + usize::from((ctl >> 2) & 7) * 9)
     } else {
         vec![bytes]
     };

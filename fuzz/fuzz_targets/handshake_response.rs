@@ -20,8 +20,9 @@
 
 use std::time::Instant;
 
-use hookup_fuzz::{Chunker, EventChecker, MAX_HEADERS, WireChecker};
+use hookup_fuzz::{EventChecker, MAX_HEADERS, WireChecker};
 use hookup_proto::{ClientRequest, Config, Connection, Error, Event, Role, State};
+use hookup_sim::Rng;
 use libfuzzer_sys::fuzz_target;
 
 const KEY: [u8; 16] = *b"hookup-fuzz-key!";
@@ -72,7 +73,7 @@ fuzz_target!(|data: &[u8]| {
     assert!(wire.at_boundary() && wire.in_frames());
 
     let chunks = if ctl & 4 != 0 {
-        Chunker::new(u64::from(ctl)).split(&input, 1 + usize::from((ctl >> 3) & 7) * 7)
+        Rng::new(u64::from(ctl)).split(&input, 1 + usize::from((ctl >> 3) & 7) * 7)
     } else {
         vec![&input[..]]
     };

@@ -62,12 +62,12 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use arbitrary::Arbitrary;
-use hookup_fuzz::Chunker;
 use hookup_proto::reliable::{
     Action, DropReason, MessageId, Outcome, Overflow, Reconnect, SUBPROTOCOL, SendError, Session,
     SessionConfig, SessionError, SessionEvent, SessionStore, StoreConfig,
 };
 use hookup_proto::{Accept, ClientRequest, CloseCode, Config, Connection, Event, Message};
+use hookup_sim::Rng;
 use libfuzzer_sys::fuzz_target;
 
 /// Most operations per input.
@@ -1432,9 +1432,9 @@ impl Harness {
                 max,
             } => {
                 if let Some(li) = self.pick_link(link) {
-                    let mut chunker = Chunker::new(u64::from(seed));
+                    let mut rng = Rng::new(u64::from(seed));
                     for _ in 0..256 {
-                        let n = chunker.next(usize::from(max) + 1);
+                        let n = rng.chunk(usize::from(max) + 1);
                         if !self.deliver(li, to_server, n) {
                             break;
                         }

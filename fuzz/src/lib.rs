@@ -624,34 +624,3 @@ impl EventChecker {
         }
     }
 }
-
-/// A tiny deterministic generator for chunk sizes (not for security).
-#[derive(Clone, Debug)]
-pub struct Chunker(u64);
-
-impl Chunker {
-    pub fn new(seed: u64) -> Self {
-        Self(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-
-    /// The next chunk length in `1..=max`.
-    pub fn next(&mut self, max: usize) -> usize {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        1 + (self.0 % max.max(1) as u64) as usize
-    }
-
-    /// Splits `data` into chunks of at most `max` bytes.
-    pub fn split<'a>(&mut self, data: &'a [u8], max: usize) -> Vec<&'a [u8]> {
-        let mut out = Vec::new();
-        let mut rest = data;
-        while !rest.is_empty() {
-            let n = self.next(max).min(rest.len());
-            let (a, b) = rest.split_at(n);
-            out.push(a);
-            rest = b;
-        }
-        out
-    }
-}

@@ -9,7 +9,8 @@ mod harness;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use harness::{Bad, Knobs, Rng as SimRng, Sim, sim_config, small_outbox, ws_frame};
+use harness::{Bad, Knobs, Sim, sim_config, small_outbox, ws_frame};
+use hookup_sim::Rng as SimRng;
 use proptest::prelude::*;
 
 use hookup_proto::reliable::{
@@ -571,7 +572,7 @@ fn at_most_n_gives_up_after_n_failures_and_reports_drops() {
         outcome(in_flight),
         Some(Outcome::Dropped(DropReason::GaveUp))
     );
-    let now = sim.now;
+    let now = sim.now();
     let c = sim.client_mut();
     assert!(c.is_finished());
     assert_eq!(c.unacked(), 0);
@@ -644,7 +645,7 @@ fn overflow_policies() {
     for _ in 0..3 {
         sim.app_send(false, None);
     }
-    let now = sim.now;
+    let now = sim.now();
     assert_eq!(
         sim.client_mut().send(now, msg(1), None),
         Err(SendError::Full)
@@ -812,7 +813,7 @@ fn client_shutdown_while_server_messages_are_in_flight() {
     for i in 0..4 {
         ids.push(sim.app_send(true, (i % 2 == 0).then_some(Duration::from_secs(30))));
     }
-    let now = sim.now;
+    let now = sim.now();
     sim.client_mut().shutdown(now);
     sim.drain_client();
     sim.run_until(Duration::from_secs(30), "both finished", |s| {
@@ -839,7 +840,7 @@ fn shutdown_while_disconnected_with_an_empty_outbox() {
     let mut sim = quiet_sim(51, |_, _, _| {});
     sim.server_down = true;
     sim.run_for(Duration::from_secs(2));
-    let now = sim.now;
+    let now = sim.now();
     sim.client_mut().shutdown(now);
     sim.drain_client();
     assert!(sim.client_closed);
@@ -1564,7 +1565,7 @@ fn oversized_message_is_refused_and_tiny_windows_progress() {
         c.write_window = 0;
     });
     sim.establish();
-    let now = sim.now;
+    let now = sim.now();
     let big = |n: usize, tag: &str| {
         let mut p = tag.as_bytes().to_vec();
         p.resize(n, b'x');
@@ -1577,7 +1578,7 @@ fn oversized_message_is_refused_and_tiny_windows_progress() {
     sim.app_send_message(false, big(990, "c0|"), None);
     sim.app_send_message(false, big(10, "c1|"), None);
     sim.app_send_message(true, big(990, "s0|"), None);
-    let now = sim.now;
+    let now = sim.now();
     let s = sim.server_session_mut().unwrap();
     assert_eq!(s.send(now, big(991, "s1|"), None), Err(SendError::TooLarge));
     sim.heal_and_shutdown();

@@ -1,11 +1,11 @@
 //! A deterministic in-memory simulation: a client and a server
 //! [`Connection`] joined by two one-way wires with a fixed latency, on a fake
 //! clock that jumps to the next due packet or timer when nothing else can
-//! happen. Nothing here sleeps or reads the real clock after the start.
+//! happen. Nothing here sleeps or reads the real clock after the start. The
+//! wires and the clock are `hookup_sim`'s, shared with `reliable_sim`.
 
 mod common;
 
-use std::collections::VecDeque;
 use std::io::IoSlice;
 use std::time::{Duration, Instant};
 
@@ -16,32 +16,9 @@ use hookup_proto::{
     Accept, ClientRequest, CloseCode, Closed, Config, Connection, Error, Event, HandshakeError,
     Initiator, Message, MessageKind, ProtocolError, Role, State, UsageError,
 };
+use hookup_sim::{Chunk, Clock, Netem, Rng, Wire};
 
 type Handler = Box<dyn FnMut(&mut Connection, &Event, Instant)>;
-
-enum Packet {
-    Data(Vec<u8>),
-    Eof,
-}
-
-/// One direction of the transport.
-#[derive(Default)]
-struct Wire {
-    in_flight: VecDeque<(Instant, Packet)>,
-    /// Drop everything put on the wire (a peer that never hears us).
-    blackhole: bool,
-    /// Every data packet put on the wire, with its send time.
-    sent: Vec<(Duration, Vec<u8>)>,
-}
-
-impl Wire {
-    fn bytes(&self) -> Vec<u8> {
-        self.sent
-            .iter()
-            .flat_map(|(_, b)| b.iter().copied())
-            .collect()
-    }
-}
 
 /// How a side writes its output.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -112,10 +89,12 @@ impl Side {
 }
 
 struct Pair {
-    start: Instant,
-    now: Instant,
+    clock: Clock,
     /// One-way delay of both wires.
     latency: Duration,
+    /// The wires' draws (with a fixed latency and no chunking, they decide
+    /// nothing).
+    rng: Rng,
     client: Side,
     server: Side,
     c2s: Wire,
@@ -169,17 +148,17 @@ impl Pair {
     ) -> Self {
         let start = Instant::now();
         Self {
-            start,
-            now: start,
+            clock: Clock::new(start),
             latency: LATENCY,
+            rng: Rng::new(0),
             client: Side::new(
                 "client",
                 Connection::client(request, client, start),
                 nothing(),
             ),
             server: Side::new("server", Connection::server(server, start), server_handler),
-            c2s: Wire::default(),
-            s2c: Wire::default(),
+            c2s: Wire::recording(),
+            s2c: Wire::recording(),
         }
     }
 
@@ -196,20 +175,24 @@ impl Pair {
         p
     }
 
+    fn now(&self) -> Instant {
+        self.clock.now()
+    }
+
     fn elapsed(&self) -> Duration {
-        self.now - self.start
+        self.clock.elapsed()
     }
 
     /// Runs a command on the client, then drains its events.
     fn client<R>(&mut self, f: impl FnOnce(&mut Connection, Instant) -> R) -> R {
-        let r = f(&mut self.client.conn, self.now);
-        self.client.drain(self.start, self.now);
+        let r = f(&mut self.client.conn, self.clock.now());
+        self.client.drain(self.clock.start(), self.now());
         r
     }
 
     fn server<R>(&mut self, f: impl FnOnce(&mut Connection, Instant) -> R) -> R {
-        let r = f(&mut self.server.conn, self.now);
-        self.server.drain(self.start, self.now);
+        let r = f(&mut self.server.conn, self.clock.now());
+        self.server.drain(self.clock.start(), self.now());
         r
     }
 
@@ -220,10 +203,7 @@ impl Pair {
             _ => (&mut self.server, &mut self.s2c),
         };
         side.transport_closed = true;
-        if !wire.blackhole {
-            wire.in_flight
-                .push_back((self.now + self.latency, Packet::Eof));
-        }
+        wire.close(&mut self.rng, &Netem::fixed(self.latency), &self.clock);
     }
 
     /// Writes a side's output to its wire; closes its transport once it is
@@ -231,9 +211,9 @@ impl Pair {
     fn flush(
         side: &mut Side,
         wire: &mut Wire,
-        now: Instant,
-        start: Instant,
-        latency: Duration,
+        rng: &mut Rng,
+        netem: &Netem,
+        clock: &Clock,
     ) -> bool {
         if side.transport_closed {
             return false;
@@ -259,18 +239,12 @@ impl Pair {
         }
         if !packet.is_empty() {
             progress = true;
-            wire.sent.push((now - start, packet.clone()));
-            if !wire.blackhole {
-                wire.in_flight
-                    .push_back((now + latency, Packet::Data(packet)));
-            }
+            wire.write(rng, netem, clock, &packet);
         }
         if side.conn.is_closed() && side.conn.transmit_len() == 0 {
             side.transport_closed = true;
             progress = true;
-            if !wire.blackhole {
-                wire.in_flight.push_back((now + latency, Packet::Eof));
-            }
+            wire.close(rng, netem, clock);
         }
         progress
     }
@@ -278,7 +252,7 @@ impl Pair {
     /// Delivers every packet due on `wire` to `side`.
     fn deliver(side: &mut Side, wire: &mut Wire, now: Instant, start: Instant) -> bool {
         let mut progress = false;
-        while wire.in_flight.front().is_some_and(|(at, _)| *at <= now) {
+        while wire.due(now) {
             if side.transport_closed {
                 wire.in_flight.clear();
                 return progress;
@@ -287,10 +261,9 @@ impl Pair {
                 // Backpressure or a pending decision: leave it on the wire.
                 return progress;
             }
-            let (_, packet) = wire.in_flight.pop_front().unwrap();
-            match packet {
-                Packet::Data(b) => side.conn.handle_input(now, &b),
-                Packet::Eof => side.conn.handle_eof(now),
+            match wire.pop_due(now).unwrap() {
+                Chunk::Data(b) => side.conn.handle_input(now, &b),
+                Chunk::Eof => side.conn.handle_eof(now),
             }
             side.drain(start, now);
             progress = true;
@@ -316,12 +289,14 @@ impl Pair {
     /// nothing happened, advance the clock to the next packet or timer.
     /// Returns false when nothing can ever happen again.
     fn step(&mut self) -> bool {
-        let (now, start, lat) = (self.now, self.start, self.latency);
+        let (now, start) = (self.now(), self.clock.start());
+        let netem = Netem::fixed(self.latency);
         self.client.drain(start, now);
         self.server.drain(start, now);
         let mut progress = false;
-        progress |= Self::flush(&mut self.client, &mut self.c2s, now, start, lat);
-        progress |= Self::flush(&mut self.server, &mut self.s2c, now, start, lat);
+        let (rng, clock) = (&mut self.rng, &self.clock);
+        progress |= Self::flush(&mut self.client, &mut self.c2s, rng, &netem, clock);
+        progress |= Self::flush(&mut self.server, &mut self.s2c, rng, &netem, clock);
         progress |= Self::deliver(&mut self.server, &mut self.c2s, now, start);
         progress |= Self::deliver(&mut self.client, &mut self.s2c, now, start);
         progress |= Self::fire_timers(&mut self.client, now, start);
@@ -336,10 +311,10 @@ impl Pair {
             }
         };
         if !self.server.transport_closed && self.server.conn.wants_read() {
-            consider(self.c2s.in_flight.front().map(|(t, _)| *t));
+            consider(self.c2s.next_at());
         }
         if !self.client.transport_closed && self.client.conn.wants_read() {
-            consider(self.s2c.in_flight.front().map(|(t, _)| *t));
+            consider(self.s2c.next_at());
         }
         for side in [&self.client, &self.server] {
             if !side.transport_closed {
@@ -348,8 +323,7 @@ impl Pair {
         }
         match next {
             Some(t) => {
-                assert!(t > self.now, "time must move forward");
-                self.now = t;
+                assert!(self.clock.advance_to(t), "time must move forward");
                 true
             }
             None => false,
@@ -1029,7 +1003,7 @@ fn close_initiated_by_client() {
     assert_eq!(p.client.conn.state(), State::ClosingLocal);
     assert_eq!(
         p.client.conn.poll_timeout(),
-        Some(p.now + Duration::from_secs(5))
+        Some(p.now() + Duration::from_secs(5))
     );
     p.drive_bounded(100);
     // The server echoes the code (without the reason) and closes at once.
@@ -1325,10 +1299,10 @@ fn backpressure_in_the_simulation_holds_the_wire() {
         let mut buf = Vec::new();
         p.client.conn.poll_transmit(&mut buf);
         if p.server.conn.wants_read() {
-            p.server.conn.handle_input(p.now, &buf);
+            p.server.conn.handle_input(p.now(), &buf);
         } else {
             // The transport would hold these bytes.
-            p.c2s.in_flight.push_back((p.now, Packet::Data(buf)));
+            p.c2s.in_flight.push_back((p.now(), Chunk::Data(buf)));
         }
     }
     assert!(!p.server.conn.wants_read());
@@ -1437,7 +1411,7 @@ fn timers_fire_only_when_due_and_time_never_goes_back() {
     assert_eq!(p.client.conn.state(), State::ClosingLocal);
     assert_eq!(p.client.conn.poll_timeout(), Some(deadline));
     // A stale `now` (earlier than one already seen) does not fire either.
-    p.client.conn.handle_timeout(p.start);
+    p.client.conn.handle_timeout(p.clock.start());
     assert_eq!(p.client.conn.state(), State::ClosingLocal);
     p.client.conn.handle_timeout(deadline);
     assert!(p.client.conn.is_closed());

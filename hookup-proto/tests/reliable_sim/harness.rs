@@ -20,51 +20,7 @@ use hookup_proto::reliable::{
     SessionConfig, SessionError, SessionEvent, SessionStore, StoreConfig,
 };
 use hookup_proto::{Accept, ClientRequest, CloseCode, Config, Connection, Event, Message};
-
-// ------------------------------------------------------------------ rng
-
-/// SplitMix64: small, seedable, good enough for a network model.
-#[derive(Clone, Debug)]
-pub(crate) struct Rng(u64);
-
-impl Rng {
-    pub(crate) fn new(seed: u64) -> Self {
-        Self(seed ^ 0x5DEE_CE66_D1CE_4E5B)
-    }
-    pub(crate) fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    /// Uniform in `0..n` (0 when `n` is 0).
-    pub(crate) fn below(&mut self, n: u64) -> u64 {
-        if n == 0 { 0 } else { self.next_u64() % n }
-    }
-    /// Uniform in `lo..=hi`.
-    pub(crate) fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.below(hi - lo + 1)
-    }
-    pub(crate) fn chance(&mut self, p: f64) -> bool {
-        ((self.next_u64() >> 11) as f64) / ((1u64 << 53) as f64) < p
-    }
-    pub(crate) fn ms(&mut self, lo: u64, hi: u64) -> Duration {
-        Duration::from_millis(self.range(lo, hi))
-    }
-    /// Exponentially distributed with this mean.
-    pub(crate) fn exp(&mut self, mean: Duration) -> Duration {
-        let u = ((self.next_u64() >> 11) as f64 + 1.0) / ((1u64 << 53) as f64 + 1.0);
-        mean.mul_f64(-u.ln()).min(mean * 20)
-    }
-    pub(crate) fn seed32(&mut self) -> [u8; 32] {
-        let mut s = [0u8; 32];
-        for c in s.chunks_mut(8) {
-            c.copy_from_slice(&self.next_u64().to_le_bytes());
-        }
-        s
-    }
-}
+use hookup_sim::{C2S, Chunk, Clock, Link, Netem, Rng, S2C};
 
 // ------------------------------------------------------------------ frames
 
@@ -204,32 +160,7 @@ pub(crate) fn parse_message(m: &Message) -> Option<(char, usize)> {
 
 // ------------------------------------------------------------------ network
 
-const C2S: usize = 0;
-const S2C: usize = 1;
-
-#[derive(Debug)]
-enum Chunk {
-    Data(Vec<u8>),
-    Eof,
-}
-
-#[derive(Debug, Default)]
-struct Dir {
-    q: VecDeque<(Instant, Chunk)>,
-    /// Arrival time of the last chunk queued (TCP keeps order).
-    last: Option<Instant>,
-    /// No more bytes will be put on this direction.
-    closed: bool,
-}
-
-#[derive(Debug, Default)]
-struct Link {
-    dirs: [Dir; 2],
-    /// When the link was cut (both directions die).
-    cut_at: Option<Instant>,
-}
-
-/// The network and chaos model.
+/// The network (see `hookup_sim::Netem`) and chaos model.
 #[derive(Clone, Debug)]
 pub(crate) struct Knobs {
     /// One-way latency per chunk, uniform in this range (ms).
@@ -353,8 +284,7 @@ enum Sched {
 // ------------------------------------------------------------------ sim
 
 pub(crate) struct Sim {
-    pub(crate) t0: Instant,
-    pub(crate) now: Instant,
+    pub(crate) clock: Clock,
     pub(crate) rng: Rng,
     pub(crate) knobs: Knobs,
     pub(crate) ccfg: SessionConfig,
@@ -441,8 +371,7 @@ impl Sim {
         let releases = ccfg.report_releases;
         let client = Session::client(request, ccfg.clone(), t0);
         let mut sim = Self {
-            t0,
-            now: t0,
+            clock: Clock::new(t0),
             rng,
             knobs,
             ccfg,
@@ -525,8 +454,12 @@ impl Sim {
 
     // -------------------------------------------------------------- utils
 
+    pub(crate) fn now(&self) -> Instant {
+        self.clock.now()
+    }
+
     pub(crate) fn elapsed(&self) -> Duration {
-        self.now - self.t0
+        self.clock.elapsed()
     }
 
     pub(crate) fn log(&mut self, s: impl FnOnce() -> String) {
@@ -596,12 +529,16 @@ impl Sim {
     fn schedule(&mut self, after: Duration, what: Sched) {
         self.sched_seq += 1;
         self.sched
-            .push(Reverse((self.now + after, self.sched_seq, what)));
+            .push(Reverse((self.clock.now() + after, self.sched_seq, what)));
+    }
+
+    fn netem(&self) -> Netem {
+        let (lo, hi) = self.knobs.latency_ms;
+        Netem::uniform_ms(lo, hi, self.knobs.chunking)
     }
 
     fn latency(&mut self) -> Duration {
-        let (lo, hi) = self.knobs.latency_ms;
-        self.rng.ms(lo, hi)
+        self.netem().draw_latency(&mut self.rng)
     }
 
     /// Longest time a side may take to notice that its link is dead, after
@@ -623,93 +560,36 @@ impl Sim {
         if data.is_empty() {
             return;
         }
-        let l = &self.links[link];
-        if l.cut_at.is_some() || l.dirs[dir].closed {
+        if self.links[link].closed(dir) {
             let n = data.len();
             self.log(|| format!("link {link} dir {dir}: {n} bytes into the void"));
             return;
         }
-        let mut rest = &data[..];
-        while !rest.is_empty() {
-            let n = if self.knobs.chunking && !self.rng.chance(0.4) {
-                1 + self.rng.below(rest.len() as u64) as usize
-            } else {
-                rest.len()
-            };
-            let lat = self.latency();
-            let d = &mut self.links[link].dirs[dir];
-            let t = d.last.map_or(self.now + lat, |l| l.max(self.now + lat));
-            d.last = Some(t);
-            d.q.push_back((t, Chunk::Data(rest[..n].to_vec())));
-            rest = &rest[n..];
-        }
+        let netem = self.netem();
+        self.links[link].dirs[dir].write(&mut self.rng, &netem, &self.clock, &data);
     }
 
     /// The writer of `dir` closes its socket: EOF after the data.
     fn close_dir(&mut self, link: usize, dir: usize) {
-        let l = &self.links[link];
-        if l.cut_at.is_some() || l.dirs[dir].closed {
+        if self.links[link].closed(dir) {
             return;
         }
-        let lat = self.latency();
-        let d = &mut self.links[link].dirs[dir];
-        let t = d.last.map_or(self.now + lat, |l| l.max(self.now + lat));
-        d.last = Some(t);
-        d.q.push_back((t, Chunk::Eof));
-        d.closed = true;
+        let netem = self.netem();
+        self.links[link].dirs[dir].close(&mut self.rng, &netem, &self.clock);
     }
 
     /// Cuts a link: each direction keeps a random prefix of what is in
     /// flight (possibly mid-frame), then each reader sees EOF at some later
     /// time, or never.
     pub(crate) fn cut(&mut self, link: usize, silent: [bool; 2]) {
-        if self.links[link].cut_at.is_some() {
+        let lose_all = self.cut_loses_all;
+        if !self.links[link].cut(&mut self.rng, &self.clock, lose_all, silent) {
             return;
         }
         self.cuts += 1;
-        self.links[link].cut_at = Some(self.now);
-        for (dir, &silent) in silent.iter().enumerate() {
-            let total: usize = self.links[link].dirs[dir]
-                .q
-                .iter()
-                .map(|(_, c)| match c {
-                    Chunk::Data(d) => d.len(),
-                    Chunk::Eof => 0,
-                })
-                .sum();
-            let mut keep = if self.cut_loses_all {
-                0
-            } else {
-                self.rng.below(total as u64 + 1) as usize
-            };
-            let all = keep == total;
-            let d = &mut self.links[link].dirs[dir];
-            let mut kept = VecDeque::new();
-            for (t, c) in d.q.drain(..) {
-                match c {
-                    Chunk::Data(mut b) if keep > 0 => {
-                        b.truncate(keep);
-                        keep -= b.len();
-                        kept.push_back((t, Chunk::Data(b)));
-                    }
-                    Chunk::Eof if all => kept.push_back((t, Chunk::Eof)),
-                    _ => {}
-                }
-            }
-            let had_eof = kept.iter().any(|(_, c)| matches!(c, Chunk::Eof));
-            d.q = kept;
-            d.closed = true;
-            if !had_eof && !silent {
-                let extra = self.rng.ms(0, 2000);
-                let d = &mut self.links[link].dirs[dir];
-                let t = d.last.map_or(self.now + extra, |l| l.max(self.now + extra));
-                d.last = Some(t);
-                d.q.push_back((t, Chunk::Eof));
-            }
-        }
         let dirs = [
-            self.links[link].dirs[0].q.len(),
-            self.links[link].dirs[1].q.len(),
+            self.links[link].dirs[C2S].in_flight.len(),
+            self.links[link].dirs[S2C].in_flight.len(),
         ];
         self.log(|| format!("CUT link {link} (silent {silent:?}, chunks left {dirs:?})"));
     }
@@ -732,7 +612,7 @@ impl Sim {
         let Some(l) = self.client_link else {
             return false;
         };
-        if self.links[l].cut_at.is_some() || self.links[l].dirs[usize::from(!to_server)].closed {
+        if self.links[l].closed(usize::from(!to_server)) {
             return false;
         }
         self.injected.push((bad, to_server));
@@ -763,7 +643,7 @@ impl Sim {
         }
         let seed = self.rng.seed32();
         self.store = SessionStore::new(self.store_cfg.clone(), seed);
-        self.server_down_until = Some(self.now + down);
+        self.server_down_until = Some(self.clock.now() + down);
         // Messages delivered to lost sessions may come again.
         self.exactly_once = false;
     }
@@ -780,7 +660,7 @@ impl Sim {
         };
         for l in &self.links {
             for d in &l.dirs {
-                consider(d.q.front().map(|(t, _)| *t));
+                consider(d.next_at());
             }
         }
         if let Some(Reverse((at, _, _))) = self.sched.peek() {
@@ -804,8 +684,7 @@ impl Sim {
         let Some(t) = self.next_time() else {
             return false;
         };
-        if t > self.now {
-            self.now = t;
+        if self.clock.advance_to(t) {
             self.same_instant = 0;
         } else {
             self.same_instant += 1;
@@ -815,16 +694,11 @@ impl Sim {
                 );
             }
         }
-        let now = self.now;
+        let now = self.clock.now();
         // 1. network
         for li in 0..self.links.len() {
             for dir in [C2S, S2C] {
-                if self.links[li].dirs[dir]
-                    .q
-                    .front()
-                    .is_some_and(|(at, _)| *at <= now)
-                {
-                    let (_, c) = self.links[li].dirs[dir].q.pop_front().expect("front");
+                if let Some(c) = self.links[li].dirs[dir].pop_due(now) {
                     self.deliver(li, dir, c);
                     self.after_step();
                     return true;
@@ -905,9 +779,9 @@ impl Sim {
         what: &str,
         mut done: impl FnMut(&mut Self) -> bool,
     ) {
-        let deadline = self.now + limit;
+        let deadline = self.clock.now() + limit;
         while !done(self) {
-            if self.now > deadline {
+            if self.clock.now() > deadline {
                 self.fail(format!("not done within {limit:?}: {what}"));
             }
             if !self.step() {
@@ -921,11 +795,11 @@ impl Sim {
 
     /// Runs for `d` of fake time (or until nothing can happen).
     pub(crate) fn run_for(&mut self, d: Duration) {
-        let end = self.now + d;
+        let end = self.clock.now() + d;
         while self.next_time().is_some_and(|t| t <= end) {
             self.step();
         }
-        self.now = self.now.max(end);
+        self.clock.advance_to(end);
     }
 
     fn deliver(&mut self, link: usize, dir: usize, c: Chunk) {
@@ -941,8 +815,8 @@ impl Sim {
             self.log(|| format!("link {link} s2c {desc} -> client"));
             let c2 = self.client.as_mut().expect("client");
             match c {
-                Chunk::Data(d) => c2.handle_input(self.now, &d),
-                Chunk::Eof => c2.handle_eof(self.now),
+                Chunk::Data(d) => c2.handle_input(self.clock.now(), &d),
+                Chunk::Eof => c2.handle_eof(self.clock.now()),
             }
             self.drain_client();
         } else {
@@ -951,7 +825,7 @@ impl Sim {
                 return;
             };
             self.log(|| format!("link {link} c2s {desc} -> server"));
-            let now = self.now;
+            let now = self.clock.now();
             match (&mut self.servers[si].state, c) {
                 (SrvState::Handshake(conn), Chunk::Data(d)) => conn.handle_input(now, &d),
                 (SrvState::Handshake(conn), Chunk::Eof) => conn.handle_eof(now),
@@ -1045,7 +919,7 @@ impl Sim {
     }
 
     fn connect_result(&mut self) {
-        let now = self.now;
+        let now = self.clock.now();
         let c = self.client.as_mut().expect("client");
         if c.is_finished() {
             return;
@@ -1089,13 +963,13 @@ impl Sim {
                     Action::Connect => {
                         self.log(|| "client: Action::Connect".into());
                         if let Some(due) = self.reconnect_due.take()
-                            && self.now != due
+                            && self.clock.now() != due
                         {
                             self.client = Some(c);
                             self.fail(format!(
                                 "reconnect at {:?}, backoff said {:?}",
-                                self.now - self.t0,
-                                due - self.t0
+                                self.clock.now() - self.clock.start(),
+                                due - self.clock.start()
                             ));
                         }
                         let d = self.latency() * 2;
@@ -1112,7 +986,7 @@ impl Sim {
                         self.write(l, C2S, buf);
                         self.close_dir(l, C2S);
                         if let Some(cut) = self.links[l].cut_at {
-                            self.detections.push(self.now - cut);
+                            self.detections.push(self.clock.now() - cut);
                         }
                     }
                     other => {
@@ -1148,7 +1022,7 @@ impl Sim {
     }
 
     fn on_client_event(&mut self, c: &mut Session, e: SessionEvent) {
-        let now = self.now;
+        let now = self.clock.now();
         let el = self.elapsed();
         let short = match &e {
             SessionEvent::Message(m) => format!("Message {:?}", parse_message(m)),
@@ -1221,12 +1095,12 @@ impl Sim {
         while let Some(&k) = self.ca.pending.front() {
             let (msg, deadline) = (self.ca.msgs[k].msg.clone(), self.ca.msgs[k].deadline);
             let before = (c.unacked(), c.unacked_bytes());
-            match c.send(self.now, msg, deadline) {
+            match c.send(self.clock.now(), msg, deadline) {
                 Ok(id) => {
                     self.ca.pending.pop_front();
                     let m = &mut self.ca.msgs[k];
                     m.key = Some((Vec::new(), id));
-                    m.sent_at = Some(self.now);
+                    m.sent_at = Some(self.clock.now());
                     if self.ca.by_id.insert((Vec::new(), id), k).is_some() {
                         self.fail(format!("message id {id:?} given twice"));
                     }
@@ -1306,7 +1180,7 @@ impl Sim {
                     state = SrvState::Session(Box::new(Session::server(
                         *conn,
                         self.scfg.clone(),
-                        self.now,
+                        self.clock.now(),
                     )));
                     continue;
                 }
@@ -1374,7 +1248,7 @@ impl Sim {
                         }
                     }
                     if let Some(parked) = parked {
-                        self.store.park(parked, self.now);
+                        self.store.park(parked, self.clock.now());
                         self.after_store();
                     }
                     self.close_dir(link, S2C);
@@ -1430,7 +1304,7 @@ impl Sim {
         match e {
             SessionEvent::Hello { session, proof } => {
                 self.server_hellos.push(session.clone());
-                match self.store.open(&session, proof.as_ref(), self.now) {
+                match self.store.open(&session, proof.as_ref(), self.clock.now()) {
                     Ok((state, resumed)) => {
                         self.log(|| format!("server[{link}] attach resumed={resumed}"));
                         s.attach(state, resumed);
@@ -1470,7 +1344,7 @@ impl Sim {
                         self.store.release(state);
                     } else {
                         self.log(|| format!("server[{link}] park ({} unacked)", state.unacked()));
-                        self.store.park(state, self.now);
+                        self.store.park(state, self.clock.now());
                     }
                     self.after_store();
                 }
@@ -1509,13 +1383,13 @@ impl Sim {
         while let Some(&k) = self.sa.pending.front() {
             let (msg, deadline) = (self.sa.msgs[k].msg.clone(), self.sa.msgs[k].deadline);
             let before = (s.unacked(), s.unacked_bytes());
-            match s.send(self.now, msg, deadline) {
+            match s.send(self.clock.now(), msg, deadline) {
                 Ok(id) => {
                     self.sa.pending.pop_front();
                     let sid = s.id().to_vec();
                     let m = &mut self.sa.msgs[k];
                     m.key = Some((sid.clone(), id));
-                    m.sent_at = Some(self.now);
+                    m.sent_at = Some(self.clock.now());
                     if self.sa.by_id.insert((sid, id), k).is_some() {
                         self.fail(format!("server message id {id:?} given twice"));
                     }
@@ -1628,7 +1502,7 @@ impl Sim {
     }
 
     fn outcome(&mut self, server: bool, sid: Vec<u8>, id: MessageId, outcome: Outcome) {
-        let now = self.now;
+        let now = self.clock.now();
         let app = if server { &mut self.sa } else { &mut self.ca };
         let Some(&k) = app.by_id.get(&(sid.clone(), id)) else {
             self.fail(format!(
@@ -1727,23 +1601,23 @@ impl Sim {
                 + self.ccfg.connection.close_timeout
                 + max_lat;
             let bound = bound.max(closing);
-            if self.now > cut + bound {
+            if self.clock.now() > cut + bound {
                 self.fail(format!(
                     "client still on link {l}, cut {:?} ago (bound {bound:?})",
-                    self.now - cut
+                    self.clock.now() - cut
                 ));
             }
         }
         let bound = self.detection_bound(&self.scfg) + max_lat;
         for s in &self.servers {
             if let Some(cut) = self.links[s.link].cut_at
-                && self.now > cut + bound
+                && self.clock.now() > cut + bound
                 && !matches!(s.state, SrvState::Gone)
             {
                 self.fail(format!(
                     "server still on link {}, cut {:?} ago (bound {bound:?})",
                     s.link,
-                    self.now - cut
+                    self.clock.now() - cut
                 ));
             }
         }
@@ -1790,11 +1664,11 @@ impl Sim {
     /// Stops the chaos, lets everything drain, shuts the client down and
     /// waits until both ends are finished.
     pub(crate) fn heal_and_shutdown(&mut self) {
-        let active_until = self.t0 + self.knobs.active_for;
+        let active_until = self.clock.start() + self.knobs.active_for;
         self.run_until(Duration::from_secs(3600), "all messages created", |s| {
             s.ca.msgs.len() == s.ca.target
                 && s.sa.msgs.len() == s.sa.target
-                && s.now >= active_until
+                && s.now() >= active_until
         });
         self.active = false;
         self.server_down_until = None;
@@ -1804,7 +1678,7 @@ impl Sim {
         self.run_until(Duration::from_secs(1200), "quiescent after healing", |s| {
             s.quiescent()
         });
-        let now = self.now;
+        let now = self.clock.now();
         self.shutdown_at = Some(now);
         self.client_mut().shutdown(now);
         self.drain_client();
