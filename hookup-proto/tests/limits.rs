@@ -150,3 +150,46 @@ fn shared_input_budget_refuses_the_connection_that_passes_it() {
     drop(a);
     assert_eq!(budget.used(), 0);
 }
+
+/// The first fragment of a compressed message that inflates far beyond the
+/// budget (a compression bomb held open as a partial message): what it
+/// inflates to is charged as it inflates, and the connection is refused
+/// with 1009 before the message is complete.
+#[test]
+fn inflated_partial_message_counts_against_the_budget() {
+    use flate2::{Compress, Compression, FlushCompress};
+    let budget = InputBudget::new(1 << 20);
+    let mut config = Config::default();
+    config.input_budget = Some(budget.clone());
+    config.deflate = Some(hookup_proto::DeflateConfig::default());
+    let t0 = Instant::now();
+    let mut conn = Connection::new_open_with_deflate(
+        Role::Server,
+        config,
+        Some(hookup_proto::DeflateParams::default()),
+        t0,
+    );
+    // 4 MiB of zeros as raw deflate with a sync flush (RFC 7692 §7.2.1:
+    // the trailing 00 00 ff ff removed), a few KiB on the wire.
+    let zeros = vec![0u8; 4 << 20];
+    let mut c = Compress::new(Compression::best(), false);
+    let mut compressed = Vec::with_capacity(64 << 10);
+    c.compress_vec(&zeros, &mut compressed, FlushCompress::Sync)
+        .unwrap();
+    assert!(compressed.ends_with(&[0, 0, 0xff, 0xff]));
+    compressed.truncate(compressed.len() - 4);
+    let len = u16::try_from(compressed.len()).expect("a small bomb");
+    // Binary, RSV1 (compressed), not FIN: the message stays open.
+    let mut frame = header(len, false);
+    frame[0] |= 0x40;
+    frame.extend_from_slice(&compressed);
+    conn.handle_input(t0, &frame);
+    assert_eq!(conn.state(), State::Closed, "4 MiB inflated, 1 MiB budget");
+    assert!(matches!(
+        closed_error(&mut conn),
+        Some(Error::Protocol(ProtocolError::InputBudgetExhausted { .. }))
+    ));
+    assert_eq!(&sent(&mut conn)[..4], &[0x88, 2, 0x03, 0xF1]);
+    drop(conn);
+    assert_eq!(budget.used(), 0);
+}
