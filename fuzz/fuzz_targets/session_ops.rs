@@ -253,13 +253,13 @@ fn seed32(seed: u64, salt: u64) -> [u8; 32] {
     s
 }
 
-fn session_config(f: &SideConfig, fc: &FuzzConfig, seed: [u8; 32]) -> SessionConfig {
+/// One side's session settings and its connections' settings.
+fn session_config(f: &SideConfig, fc: &FuzzConfig, seed: [u8; 32]) -> (SessionConfig, Config) {
     let mut conn = Config::default();
     conn.rng_seed = Some(seed);
     conn.handshake_timeout = Some(ms(1 + u64::from(f.greeting_timeout_ms) % 5000));
     conn.close_timeout = ms(1 + u64::from(f.close_timeout_ms) % 5000);
     let mut c = SessionConfig::default();
-    c.connection = conn;
     c.ack_delay = ms(1 + u64::from(f.ack_delay_ms));
     c.ack_every = 1 + u32::from(f.ack_every % 8);
     c.max_outbox_messages = 1 + usize::from(f.max_outbox_messages % 8);
@@ -280,7 +280,7 @@ fn session_config(f: &SideConfig, fc: &FuzzConfig, seed: [u8; 32]) -> SessionCon
     c.backoff_max = ms(u64::from(fc.backoff_max_ms) % 5000);
     c.write_window = 1 + usize::from(f.write_window);
     c.report_releases = f.report_releases;
-    c
+    (c, conn)
 }
 
 /// One frame: FIN, `opcode`, masked (client to server) or not.
@@ -477,6 +477,8 @@ struct Harness {
     now: Instant,
     ccfg: SessionConfig,
     scfg: SessionConfig,
+    /// The settings of every connection the server accepts.
+    sconn: Config,
     store_cfg: StoreConfig,
     client_lazy: bool,
     server_lazy: bool,
@@ -514,20 +516,21 @@ struct Harness {
 impl Harness {
     fn new(fc: &FuzzConfig) -> Self {
         let start = Instant::now();
-        let ccfg = session_config(&fc.client, fc, seed32(fc.seed, 1));
-        let scfg = session_config(&fc.server, fc, seed32(fc.seed, 2));
+        let (ccfg, cconn) = session_config(&fc.client, fc, seed32(fc.seed, 1));
+        let (scfg, sconn) = session_config(&fc.server, fc, seed32(fc.seed, 2));
         let mut store_cfg = StoreConfig::default();
         store_cfg.ttl = ms(1 + u64::from(fc.store_ttl_ms));
         store_cfg.max_sessions = 1 + usize::from(fc.store_max_sessions % 4);
         store_cfg.max_bytes = 16 + usize::from(fc.store_max_bytes % 2048);
         let store = SessionStore::new(store_cfg.clone(), seed32(fc.seed, 3));
         let request = ClientRequest::new("ws://fuzz.example/session").expect("valid url");
-        let client = Session::client(request, ccfg.clone(), start);
+        let client = Session::client(request, ccfg.clone(), cconn, start);
         let mut h = Self {
             start,
             now: start,
             ccfg,
             scfg,
+            sconn,
             store_cfg,
             client_lazy: fc.client.lazy_events,
             server_lazy: fc.server.lazy_events,
@@ -831,7 +834,7 @@ impl Harness {
             self.drain_client();
             return;
         }
-        let mut cfg = self.scfg.connection.clone();
+        let mut cfg = self.sconn.clone();
         self.connects += 1;
         cfg.rng_seed = Some(seed32(self.seed, 100 + self.connects));
         self.links.push(Link {

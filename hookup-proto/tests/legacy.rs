@@ -731,7 +731,8 @@ impl ClientRig {
         c.reconnect = reconnect;
         c.backoff_min = Duration::from_millis(10);
         c.backoff_max = Duration::from_millis(10);
-        c.connection.rng_seed = Some([7; 32]);
+        let mut seeded = Config::default();
+        seeded.rng_seed = Some([7; 32]);
         let mut request = ClientRequest::new("ws://old.example/hookup").unwrap();
         if subprotocol == Some(SUBPROTOCOL) {
             // Offered as well, so that the server may pick it.
@@ -739,7 +740,7 @@ impl ClientRig {
         }
         Self {
             now,
-            client: Session::legacy_client(request, c, now),
+            client: Session::legacy_client(request, c, seeded, now),
             server: None,
             subprotocol,
             client_events: Evs::default(),

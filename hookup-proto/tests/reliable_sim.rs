@@ -9,7 +9,7 @@ mod harness;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use harness::{Bad, Knobs, Sim, sim_config, small_outbox, ws_frame};
+use harness::{Bad, Knobs, SideConfig, Sim, sim_config, small_outbox, ws_frame};
 use hookup_sim::Rng as SimRng;
 use proptest::prelude::*;
 
@@ -282,10 +282,7 @@ fn the_random_runs_cover_the_interesting_cases() {
 // ------------------------------------------------------------------ targeted
 
 /// Fixed round timers and no chaos; the test drives what happens.
-fn quiet_sim(
-    seed: u64,
-    tweak: impl FnOnce(&mut SessionConfig, &mut SessionConfig, &mut Knobs),
-) -> Sim {
+fn quiet_sim(seed: u64, tweak: impl FnOnce(&mut SideConfig, &mut SideConfig, &mut Knobs)) -> Sim {
     let mut rng = SimRng::new(seed);
     let mut ccfg = sim_config(&mut rng);
     let mut scfg = sim_config(&mut rng);
@@ -451,10 +448,11 @@ fn backoff_is_bounded_and_grows_exponentially() {
         let t0 = Instant::now();
         let mut now = t0;
         let mut cfg = SessionConfig::default();
-        cfg.connection.rng_seed = Some(SimRng::new(seed).seed32());
+        let mut conn = Config::default();
+        conn.rng_seed = Some(SimRng::new(seed).seed32());
         cfg.backoff_min = min;
         cfg.backoff_max = max;
-        let mut c = Session::client(ClientRequest::new("ws://sim/x").unwrap(), cfg, now);
+        let mut c = Session::client(ClientRequest::new("ws://sim/x").unwrap(), cfg, conn, now);
         let mut delays = Vec::new();
         let mut due = None;
         while delays.len() < attempts {
@@ -605,7 +603,12 @@ fn overflow_policies() {
         cfg.max_outbox_messages = max_msgs;
         cfg.max_outbox_bytes = max_bytes;
         cfg.overflow = overflow;
-        Session::client(ClientRequest::new("ws://sim/x").unwrap(), cfg, now)
+        Session::client(
+            ClientRequest::new("ws://sim/x").unwrap(),
+            cfg,
+            Config::default(),
+            now,
+        )
     };
     let msg = |n: usize| Message::binary(vec![7u8; n]);
     let mut c = client(3, 1000, Overflow::Reject);
@@ -858,6 +861,7 @@ fn abort_is_final() {
         Session::client(
             ClientRequest::new("ws://sim/x").unwrap(),
             SessionConfig::default(),
+            Config::default(),
             now,
         )
     };
@@ -1185,7 +1189,7 @@ fn client_hello_reports_only_what_the_application_took() {
     let now = Instant::now();
     let mut store = SessionStore::new(StoreConfig::default(), [9; 32]);
     let request = ClientRequest::new("ws://sim/x").unwrap();
-    let mut c = Session::client(request, SessionConfig::default(), now);
+    let mut c = Session::client(request, SessionConfig::default(), Config::default(), now);
     let (mut s, _) = connect_pair(&mut c, &mut store, now);
     let id = s.id().to_vec();
     assert!(c.is_established() && !id.is_empty());
@@ -1618,7 +1622,12 @@ fn write_blocked_at_the_window_only_while_connected() {
     let mut store = SessionStore::new(StoreConfig::default(), [9; 32]);
     let mut cfg = SessionConfig::default();
     cfg.write_window = 4096;
-    let mut c = Session::client(ClientRequest::new("ws://sim/x").unwrap(), cfg, now);
+    let mut c = Session::client(
+        ClientRequest::new("ws://sim/x").unwrap(),
+        cfg,
+        Config::default(),
+        now,
+    );
     assert!(!c.is_write_blocked(), "not connected");
     let first = c.send(now, Message::binary(vec![1u8; 3000]), None).unwrap();
     assert!(!c.is_write_blocked(), "not connected, one queued");
@@ -1661,7 +1670,12 @@ fn restored_client_whose_journal_lags_behind_the_acks_sends_nothing_twice() {
     let now = Instant::now();
     let mut store = SessionStore::new(StoreConfig::default(), [9; 32]);
     let request = ClientRequest::new("ws://sim/x").unwrap();
-    let mut c = Session::client(request.clone(), SessionConfig::default(), now);
+    let mut c = Session::client(
+        request.clone(),
+        SessionConfig::default(),
+        Config::default(),
+        now,
+    );
     let (mut s, _) = connect_pair(&mut c, &mut store, now);
     let id = s.id().to_vec();
     let key = c.resume_key().expect("the client has the key").clone();
@@ -1691,7 +1705,7 @@ fn restored_client_whose_journal_lags_behind_the_acks_sends_nothing_twice() {
     s.handle_eof(now);
     while s.poll_event().is_some() {}
     store.park(s.take_state().unwrap(), now);
-    let mut r = Session::client(request, SessionConfig::default(), now);
+    let mut r = Session::client(request, SessionConfig::default(), Config::default(), now);
     let requeued: Vec<_> = (4..=10)
         .map(|i| r.send(now, Message::text(format!("m{i}")), None).unwrap())
         .collect();
@@ -1775,7 +1789,7 @@ fn a_server_session_the_client_contradicts_starts_over() {
     let (state, _) = SessionState::restore(id.clone(), key.digest(), 0, 0, []);
     store.park(state, now);
     let request = ClientRequest::new("ws://sim/x").unwrap();
-    let mut c = Session::client(request, SessionConfig::default(), now);
+    let mut c = Session::client(request, SessionConfig::default(), Config::default(), now);
     let m = c.send(now, Message::text("hello"), None).unwrap();
     // The client's journal: it had received 5 messages of that session.
     c.restore(&id, &key, 0, 5);
@@ -1819,7 +1833,7 @@ fn a_client_refuses_a_server_that_resumes_behind_its_acks() {
     let now = Instant::now();
     let mut store = SessionStore::new(StoreConfig::default(), [9; 32]);
     let request = ClientRequest::new("ws://sim/x").unwrap();
-    let mut c = Session::client(request, SessionConfig::default(), now);
+    let mut c = Session::client(request, SessionConfig::default(), Config::default(), now);
     let (mut s, _) = connect_pair(&mut c, &mut store, now);
     let id = s.id().to_vec();
     let digest = c.resume_key().expect("the client has the key").digest();
@@ -1916,7 +1930,7 @@ fn a_hello_with_a_known_id_but_no_valid_proof_gets_a_new_session() {
     let now = Instant::now();
     let mut store = SessionStore::new(StoreConfig::default(), [11; 32]);
     let request = ClientRequest::new("ws://sim/x").unwrap();
-    let mut owner = Session::client(request, SessionConfig::default(), now);
+    let mut owner = Session::client(request, SessionConfig::default(), Config::default(), now);
     let (mut s, _) = connect_pair(&mut owner, &mut store, now);
     let id = s.id().to_vec();
     let key = owner.resume_key().expect("WELCOME(new) gave a key").clone();

@@ -272,8 +272,8 @@ where
         let mut session_config = config.session.clone();
         // A journal deletes the records of what the server acknowledged.
         session_config.report_releases = config.journal.is_some();
-        crate::entropy::seed(&mut session_config.connection);
-        let mut session = Session::client(request, session_config, R::now());
+        let connection = crate::entropy::seeded(&config.client.ws.proto);
+        let mut session = Session::client(request, session_config, connection, R::now());
         let mut journal = None;
         let mut jmap = IdMap::default();
         let mut received = 0;
@@ -347,7 +347,7 @@ where
             io: None,
             closing: false,
             close_by: None,
-            close_timeout: config.session.connection.close_timeout,
+            close_timeout: config.client.ws.proto.close_timeout,
             connecting: None,
             timer: Timer::default(),
             shutdown_done: false,

@@ -65,12 +65,20 @@ pub enum Fsync {
 }
 
 /// Settings of a [`ReliableClient`].
+///
+/// Each setting has one place: the session protocol (acks, bounds,
+/// keepalive, reconnect) in [`session`](Self::session); everything about
+/// the connections the client makes in [`client`](Self::client) — the
+/// WebSocket settings of every connection (limits, timeouts, compression,
+/// the random seed) in `client.ws.proto`, the I/O buffers in `client.ws`,
+/// the connect timeout and TLS in `client`.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct ReliableConfig {
     /// The session protocol settings (acks, bounds, keepalive, reconnect).
     pub session: SessionConfig,
-    /// Transport settings (connect timeout, TLS).
+    /// The connections' settings: WebSocket (`ws.proto`, used for every
+    /// connection), buffers (`ws`), connect timeout and TLS.
     pub client: ClientConfig,
     /// A journal file that keeps unacknowledged messages and the session
     /// (its id, what the server acknowledged, what the client took) across

@@ -175,10 +175,13 @@ impl<S, R: Transport<S>> ReliablePeer<S, R> {
     /// original hookup's acked JSON envelopes), the peer speaks that instead:
     /// acked messages are acknowledged and delivered once per connection,
     /// there is no resume and nothing is parked (PROTOCOL.md section 9).
+    ///
+    /// The session goes by `ws`'s settings (the [`Config`](crate::Config)
+    /// it was accepted with: handshake timeout, limits, seed) and by
+    /// `config` for the session protocol.
     pub fn new(ws: WebSocket<S, R>, store: SharedStore<R>, mut config: SessionConfig) -> Self {
         // A journal deletes records of what the client acknowledged.
         config.report_releases |= store.journal.is_some();
-        crate::entropy::seed(&mut config.connection);
         let max_read = 64 << 10;
         let legacy = ws.subprotocol() == Some(LEGACY_SUBPROTOCOL);
         let stall = ws.write_stall_timeout();

@@ -40,8 +40,6 @@ pub use session::{Action, Session, SessionEvent};
 pub use store::{SessionState, SessionStore, StoreConfig};
 pub use wire::SUBPROTOCOL;
 
-use crate::config::Config;
-
 /// The close code a server sends when a client that proved it owns its
 /// session (its HELLO carried the session's resume key) finds that session
 /// attached to another live connection: 4013, the application-range twin of 1013 ("try
@@ -125,8 +123,6 @@ pub enum Reconnect {
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct SessionConfig {
-    /// The WebSocket connection settings.
-    pub connection: Config,
     /// Longest a received message waits before it is acknowledged (default 20 ms).
     pub ack_delay: Duration,
     /// Acknowledge at the latest every this many messages (default 32).
@@ -163,7 +159,6 @@ pub struct SessionConfig {
 impl Default for SessionConfig {
     fn default() -> Self {
         Self {
-            connection: Config::default(),
             ack_delay: Duration::from_millis(20),
             ack_every: 32,
             max_outbox_messages: 10_000,

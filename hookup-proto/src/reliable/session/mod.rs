@@ -23,6 +23,7 @@ use super::legacy_channel::LegacyChannel;
 use super::wire;
 use super::{DropReason, MessageId, Outcome, SendError, SessionConfig, SessionError};
 use crate::close::CloseCode;
+use crate::config::Config;
 use crate::connection::Connection;
 use crate::event::{Event, Initiator};
 use crate::handshake::ClientRequest;
@@ -190,6 +191,10 @@ impl WireMode {
 pub struct Session {
     role: Role,
     config: SessionConfig,
+    /// The WebSocket settings: (client) of every connection it makes,
+    /// (server) those of the connection it was given. Also the limits a
+    /// message is checked against while there is no connection.
+    connection: Config,
     conn: Option<Connection>,
     channel: Channel,
     id: Vec<u8>,
@@ -228,11 +233,14 @@ pub struct Session {
 }
 
 impl Session {
-    fn new(role: Role, wire: WireMode, config: SessionConfig, now: Instant) -> Self {
-        let rng = config
-            .connection
-            .rng_seed
-            .map_or_else(Rng::from_std, Rng::from_seed);
+    fn new(
+        role: Role,
+        wire: WireMode,
+        config: SessionConfig,
+        connection: Config,
+        rng: Rng,
+        now: Instant,
+    ) -> Self {
         let mut channel = Channel::new();
         if config.report_releases {
             channel.released = Some(VecDeque::new());
@@ -240,6 +248,7 @@ impl Session {
         Self {
             role,
             config,
+            connection,
             conn: None,
             channel,
             id: Vec::new(),
@@ -319,8 +328,7 @@ impl Session {
     }
 
     fn greeting_timeout(&self) -> Duration {
-        self.config
-            .connection
+        self.connection
             .handshake_timeout
             .unwrap_or(Duration::from_secs(10))
     }
@@ -366,7 +374,7 @@ impl Session {
         let limits = self
             .conn
             .as_ref()
-            .map_or(&self.config.connection, Connection::config);
+            .map_or(&self.connection, Connection::config);
         let max = limits.max_frame_size.min(limits.max_message_size);
         if message.len().saturating_add(wire::DATA_HEADER_LEN) > max {
             return Err(SendError::TooLarge);
