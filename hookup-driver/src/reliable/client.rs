@@ -61,22 +61,26 @@ impl Hasher for IdHasher {
     }
 }
 
-/// What the handle and the task share.
-struct Shared {
-    state: Mutex<State>,
+/// What a [`ReliableClient`] handle and its task share: the client's
+/// state under a lock, the task's waker and the send batch bound.
+struct SharedClient {
+    state: Mutex<ClientState>,
     /// The task's waker.
     task: AtomicWaker,
     /// Payload bytes a `send` may queue before the task has taken them.
     batch_bytes: usize,
 }
 
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, State> {
+impl SharedClient {
+    fn lock(&self) -> MutexGuard<'_, ClientState> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
-struct State {
+/// The client's state, behind [`SharedClient`]'s lock: the session, the
+/// deliveries waiting for outcomes, the journal file, and what `send`
+/// queued since the task's last pass.
+struct ClientState {
     session: Session,
     pending: IdMap<oneshot::Sender<Outcome>>,
     journal: Option<JournalFile>,
@@ -107,7 +111,7 @@ struct State {
     now: Instant,
 }
 
-impl State {
+impl ClientState {
     /// Queues `msg` (journaled first: see `ClientDriver::step` for why the
     /// order holds) and registers its delivery.
     fn send<R: Net>(
@@ -224,7 +228,7 @@ impl State {
 /// drops duplicates. Runs in its own task (see the [module](super) for
 /// where); this is its handle. `R` is the adapter's runtime.
 pub struct ReliableClient<R> {
-    shared: Arc<Shared>,
+    shared: Arc<SharedClient>,
     events: mpsc::Receiver<ReliableEvent>,
     done: Option<oneshot::Receiver<Finished>>,
     runtime: PhantomData<fn() -> R>,
@@ -324,8 +328,8 @@ where
             }
             journal = Some(j);
         }
-        let shared = Arc::new(Shared {
-            state: Mutex::new(State {
+        let shared = Arc::new(SharedClient {
+            state: Mutex::new(ClientState {
                 session,
                 pending: IdMap::default(),
                 journal,
@@ -513,7 +517,7 @@ where
 type Connecting<S> = Pin<Box<dyn Future<Output = Result<S>> + Send>>;
 
 struct ClientDriver<R: Net> {
-    shared: Arc<Shared>,
+    shared: Arc<SharedClient>,
     io: Option<Io<R::Stream, R>>,
     /// Writing out the last bytes of a finished connection, then shutting it.
     closing: bool,
@@ -544,7 +548,7 @@ where
 {
     /// What the client does with a session event; the application's
     /// events go to the backlog for the channel.
-    fn on_event(&mut self, st: &mut State, ev: SessionEvent) {
+    fn on_event(&mut self, st: &mut ClientState, ev: SessionEvent) {
         match &ev {
             SessionEvent::Released(id) => {
                 let jid = st.jmap.remove(id);
@@ -587,7 +591,7 @@ where
     /// bytes they cover reach the socket: `send` journals a message before
     /// it releases the lock, and the `received` record is written below
     /// before anything is written.
-    fn step(&mut self, st: &mut State, cx: &mut Context<'_>) -> bool {
+    fn step(&mut self, st: &mut ClientState, cx: &mut Context<'_>) -> bool {
         let mut progress = false;
         if st.handle_gone && !self.shutdown_done {
             // Every handle is gone: finish what was queued, then end.
