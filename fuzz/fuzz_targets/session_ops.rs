@@ -63,8 +63,8 @@ use std::time::{Duration, Instant};
 
 use arbitrary::Arbitrary;
 use hookup_proto::reliable::{
-    Action, DropReason, MessageId, Outcome, Overflow, Reconnect, SUBPROTOCOL, SendError, Session,
-    SessionConfig, SessionError, SessionEvent, SessionStore, StoreConfig,
+    Action, DeliveryOutcome, DropReason, MessageId, Overflow, Reconnect, SUBPROTOCOL, SendError,
+    Session, SessionConfig, SessionError, SessionEvent, SessionStore, StoreConfig,
 };
 use hookup_proto::{Accept, ClientRequest, CloseCode, Config, Connection, Event, Message};
 use hookup_sim::Rng;
@@ -405,7 +405,7 @@ struct Sent {
     msg: Message,
     ack: Option<Duration>,
     sent_at: Instant,
-    outcome: Option<Outcome>,
+    outcome: Option<DeliveryOutcome>,
     released: bool,
     /// Times the peer's application took it.
     delivered: u32,
@@ -1190,7 +1190,7 @@ impl Harness {
 
     // ------------------------------------------------------------ checks
 
-    fn outcome(&mut self, server: bool, sid: Vec<u8>, id: MessageId, o: Outcome) {
+    fn outcome(&mut self, server: bool, sid: Vec<u8>, id: MessageId, o: DeliveryOutcome) {
         let now = self.now;
         let tainted = self.tainted;
         let app = if server { &mut self.sa } else { &mut self.ca };
@@ -1203,17 +1203,17 @@ impl Harness {
         }
         m.outcome = Some(o);
         match (o, m.ack) {
-            (Outcome::Written, None) => {}
-            (Outcome::Acked, Some(_)) => {
+            (DeliveryOutcome::Written, None) => {}
+            (DeliveryOutcome::Acked, Some(_)) => {
                 assert!(
                     tainted || m.delivered > 0,
                     "#{k} Acked but its peer never took it (server: {server})"
                 );
             }
-            (Outcome::AckFailed, Some(d)) => {
+            (DeliveryOutcome::AckFailed, Some(d)) => {
                 assert!(now >= m.sent_at + d, "#{k} AckFailed before its deadline");
             }
-            (Outcome::Dropped(r), _) => {
+            (DeliveryOutcome::Dropped(r), _) => {
                 let ok = match r {
                     DropReason::Overflow => true,
                     DropReason::GaveUp => !server,
@@ -1271,7 +1271,7 @@ impl Harness {
         };
         assert_eq!(&sent.msg, m, "{tag}{k} delivered changed");
         assert!(
-            sent.outcome != Some(Outcome::Dropped(DropReason::Overflow)),
+            sent.outcome != Some(DeliveryOutcome::Dropped(DropReason::Overflow)),
             "{tag}{k} delivered after Dropped(Overflow)"
         );
         sent.delivered += 1;
@@ -1669,13 +1669,13 @@ impl Harness {
         }
         for (k, m) in self.ca.sent.iter().enumerate() {
             match m.outcome {
-                Some(Outcome::Dropped(DropReason::GaveUp)) => {
+                Some(DeliveryOutcome::Dropped(DropReason::GaveUp)) => {
                     assert!(self.client_gave_up, "c{k} Dropped(GaveUp) without GaveUp");
                 }
-                Some(Outcome::Dropped(DropReason::Shutdown)) => {
+                Some(DeliveryOutcome::Dropped(DropReason::Shutdown)) => {
                     assert!(self.client_aborted, "c{k} Dropped(Shutdown) without abort");
                 }
-                Some(Outcome::Dropped(DropReason::Overflow)) => continue,
+                Some(DeliveryOutcome::Dropped(DropReason::Overflow)) => continue,
                 _ => {}
             }
             if !self.tainted && !self.client_gave_up && !self.client_aborted {

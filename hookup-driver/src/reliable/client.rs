@@ -20,7 +20,7 @@ use futures_util::StreamExt as _;
 use futures_util::task::AtomicWaker;
 use hookup_proto::ClientRequest;
 use hookup_proto::reliable::{
-    Action, DropReason, MessageId, Outcome, ResumeKey, SendError, Session, SessionEvent,
+    Action, DeliveryOutcome, DropReason, MessageId, ResumeKey, SendError, Session, SessionEvent,
 };
 
 use super::journal::JournalFile;
@@ -82,7 +82,7 @@ impl SharedClient {
 /// queued since the task's last pass.
 struct ClientState {
     session: Session,
-    pending: IdMap<oneshot::Sender<Outcome>>,
+    pending: IdMap<oneshot::Sender<DeliveryOutcome>>,
     journal: Option<JournalFile>,
     jmap: IdMap<u64>,
     /// Messages taken into the session (sends and journal requeues).
@@ -158,9 +158,9 @@ impl ClientState {
         };
         Ok(match mine {
             // The common case, built from a constant.
-            Some(Outcome::Written) => Delivery::ready(Outcome::Written),
+            Some(DeliveryOutcome::Written) => Delivery::ready(DeliveryOutcome::Written),
             Some(outcome) => {
-                if matches!(outcome, Outcome::Dropped(_)) {
+                if matches!(outcome, DeliveryOutcome::Dropped(_)) {
                     self.journal_done(id);
                 }
                 Delivery::ready(outcome)
@@ -175,8 +175,8 @@ impl ClientState {
 
     /// A message's outcome: its delivery resolves, a dropped one leaves the
     /// journal.
-    fn resolve(&mut self, id: MessageId, outcome: Outcome) {
-        if matches!(outcome, Outcome::Dropped(_)) {
+    fn resolve(&mut self, id: MessageId, outcome: DeliveryOutcome) {
+        if matches!(outcome, DeliveryOutcome::Dropped(_)) {
             self.journal_done(id);
         }
         if !self.pending.is_empty()
@@ -733,7 +733,7 @@ where
             st.journal(JournalFile::sync);
             st.ended = true;
             for (_, tx) in st.pending.drain() {
-                let _ = tx.send(Outcome::Dropped(DropReason::Shutdown));
+                let _ = tx.send(DeliveryOutcome::Dropped(DropReason::Shutdown));
             }
             if let Some(done) = this.done.take() {
                 let _ = done.send(Finished {

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use futures_channel::oneshot;
 use hookup_proto::reliable::{
-    LEGACY_SUBPROTOCOL, MessageId, Outcome, SESSION_QUOTA, SendError, Session, SessionConfig,
-    SessionError, SessionEvent, SessionState, SessionStore, StoreConfig,
+    DeliveryOutcome, LEGACY_SUBPROTOCOL, MessageId, SESSION_QUOTA, SendError, Session,
+    SessionConfig, SessionError, SessionEvent, SessionState, SessionStore, StoreConfig,
 };
 
 use super::server_journal::{ServerJournal, SessionFile};
@@ -158,7 +158,7 @@ pub struct ReliablePeer<S, R: Runtime> {
     session: Session,
     io: Io<S, R>,
     store: SharedStore<R>,
-    pending: HashMap<MessageId, oneshot::Sender<Outcome>>,
+    pending: HashMap<MessageId, oneshot::Sender<DeliveryOutcome>>,
     parked: bool,
     /// The session's journal file (a store with a journal directory).
     file: Option<SessionFile>,
@@ -385,7 +385,7 @@ impl<S, R: Runtime> ReliablePeer<S, R> {
 
     /// A message's outcome: recorded in the journal, its delivery resolved
     /// (`notify`: one is registered).
-    fn resolve(&mut self, id: MessageId, outcome: Outcome, notify: bool) {
+    fn resolve(&mut self, id: MessageId, outcome: DeliveryOutcome, notify: bool) {
         if let Some(f) = &mut self.file {
             f.outcome(id, outcome);
         }

@@ -5,7 +5,7 @@
 //! sequence number; the receiver delivers in order, drops duplicates and
 //! acknowledges cumulatively; the sender keeps what is unacknowledged in a
 //! bounded outbox and replays it after a reconnect, before anything new.
-//! Each [`Session::send`] resolves exactly once, as an [`Outcome`] from
+//! Each [`Session::send`] resolves exactly once, as an [`DeliveryOutcome`] from
 //! [`Session::poll_outcome`]: written, acked, ack-failed (its deadline,
 //! counted from when it was written, passed) or dropped (with the reason).
 //!
@@ -60,7 +60,7 @@ pub struct MessageId(pub u64);
 /// How a sent message ended up. Each message gets exactly one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum Outcome {
+pub enum DeliveryOutcome {
     /// Written to a connection (messages sent without an ack deadline). It
     /// stays in the outbox until acknowledged and is replayed after a
     /// reconnect.

@@ -16,7 +16,7 @@ use std::io::IoSlice;
 use std::time::{Duration, Instant};
 
 use hookup_proto::reliable::{
-    Action, DropReason, MessageId, Outcome, Overflow, SUBPROTOCOL, SendError, Session,
+    Action, DeliveryOutcome, DropReason, MessageId, Overflow, SUBPROTOCOL, SendError, Session,
     SessionConfig, SessionError, SessionEvent, SessionStore, StoreConfig,
 };
 use hookup_proto::{Accept, ClientRequest, CloseCode, Config, Connection, Event, Message};
@@ -228,7 +228,7 @@ pub(crate) struct Sent {
     pub(crate) sent_at: Option<Instant>,
     /// (session id — empty on the client —, id) once a session accepted it.
     pub(crate) key: Option<(Vec<u8>, MessageId)>,
-    pub(crate) outcome: Option<(Outcome, Instant)>,
+    pub(crate) outcome: Option<(DeliveryOutcome, Instant)>,
     pub(crate) released: bool,
     /// Times the peer application received it.
     pub(crate) delivered: u32,
@@ -1444,7 +1444,7 @@ impl Sim {
         }
         if matches!(
             sent.outcome,
-            Some((Outcome::Dropped(DropReason::Overflow), _))
+            Some((DeliveryOutcome::Dropped(DropReason::Overflow), _))
         ) {
             self.fail(format!("{tag}{k} delivered after Dropped(Overflow)"));
         }
@@ -1501,7 +1501,7 @@ impl Sim {
         any
     }
 
-    fn outcome(&mut self, server: bool, sid: Vec<u8>, id: MessageId, outcome: Outcome) {
+    fn outcome(&mut self, server: bool, sid: Vec<u8>, id: MessageId, outcome: DeliveryOutcome) {
         let now = self.clock.now();
         let app = if server { &mut self.sa } else { &mut self.ca };
         let Some(&k) = app.by_id.get(&(sid.clone(), id)) else {
@@ -1518,14 +1518,14 @@ impl Sim {
         m.outcome = Some((outcome, now));
         let (deadline, sent_at, delivered) = (m.deadline, m.sent_at, m.delivered);
         let ok = match (outcome, deadline) {
-            (Outcome::Written, None) | (Outcome::Dropped(_), _) => true,
-            (Outcome::Acked, Some(_)) => {
+            (DeliveryOutcome::Written, None) | (DeliveryOutcome::Dropped(_), _) => true,
+            (DeliveryOutcome::Acked, Some(_)) => {
                 if delivered == 0 {
                     self.fail(format!("#{k} Acked but never delivered (server={server})"));
                 }
                 true
             }
-            (Outcome::AckFailed, Some(d)) => {
+            (DeliveryOutcome::AckFailed, Some(d)) => {
                 if now < sent_at.expect("sent") + d {
                     self.fail(format!("#{k} AckFailed before its deadline"));
                 }
@@ -1785,7 +1785,7 @@ impl Sim {
                     }
                     // Dropped when the session expired, or earlier by the
                     // drop-oldest policy of a full outbox (nobody reads it).
-                    if let Some((Outcome::Dropped(r), _)) = m.outcome
+                    if let Some((DeliveryOutcome::Dropped(r), _)) = m.outcome
                         && r != DropReason::Expired
                         && r != DropReason::Overflow
                     {
@@ -1796,8 +1796,10 @@ impl Sim {
                     self.orphaned += 1;
                     continue;
                 }
-                let dropped_overflow =
-                    matches!(m.outcome, Some((Outcome::Dropped(DropReason::Overflow), _)));
+                let dropped_overflow = matches!(
+                    m.outcome,
+                    Some((DeliveryOutcome::Dropped(DropReason::Overflow), _))
+                );
                 match (dropped_overflow, m.delivered) {
                     (true, 0) => {}
                     (true, _) => self.fail(format!("{who} #{k} dropped but delivered")),
@@ -1811,7 +1813,7 @@ impl Sim {
                     }
                     (false, n) => self.fail(format!("{who} #{k} delivered {n} times")),
                 }
-                if let Some((Outcome::Dropped(r), _)) = m.outcome
+                if let Some((DeliveryOutcome::Dropped(r), _)) = m.outcome
                     && r != DropReason::Overflow
                 {
                     self.fail(format!(

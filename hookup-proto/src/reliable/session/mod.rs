@@ -21,7 +21,7 @@ use super::key::{RESUME_KEY_LEN, ResumeKey};
 use super::legacy::{LEGACY_SUBPROTOCOL, Payload, RawJson};
 use super::legacy_channel::LegacyChannel;
 use super::wire;
-use super::{DropReason, MessageId, Outcome, SendError, SessionConfig, SessionError};
+use super::{DeliveryOutcome, DropReason, MessageId, SendError, SessionConfig, SessionError};
 use crate::close::CloseCode;
 use crate::config::Config;
 use crate::connection::Connection;
@@ -91,7 +91,7 @@ pub enum SessionEvent {
     /// (Client) The reconnect policy is exhausted; unacknowledged messages
     /// without an outcome yet are reported dropped by
     /// [`Session::poll_outcome`] ([`DropReason::GaveUp`]; those already
-    /// reported [`Outcome::Written`] are not reported again). Terminal.
+    /// reported [`DeliveryOutcome::Written`] are not reported again). Terminal.
     GaveUp,
     /// An application message, delivered once and in order.
     Message(Message),
@@ -170,7 +170,7 @@ impl WireMode {
 /// (they answer this side's sends; events come from the peer or the
 /// transport), so a sender can collect the outcome of a message right after
 /// its [`send`](Self::send) — a message written at once is reported
-/// [`Outcome::Written`] by then — without going through the events.
+/// [`DeliveryOutcome::Written`] by then — without going through the events.
 ///
 /// Taking output ([`poll_transmit`](Self::poll_transmit),
 /// [`advance_transmit`](Self::advance_transmit)) makes room under
@@ -226,7 +226,7 @@ pub struct Session {
     stale_messages: u64,
     /// Outcomes not in the channel's queue: legacy mode's, and those left in
     /// a channel taken out by [`take_state`](Self::take_state).
-    outcomes: VecDeque<(MessageId, Outcome)>,
+    outcomes: VecDeque<(MessageId, DeliveryOutcome)>,
     /// Legacy mode: messages released (every outcome releases one).
     legacy_released: u64,
     now: Instant,
@@ -509,7 +509,7 @@ impl Session {
 
     /// The next outcome of a [`send`](Self::send): the message's id and
     /// what became of it. Every message sent gets exactly one.
-    pub fn poll_outcome(&mut self) -> Option<(MessageId, Outcome)> {
+    pub fn poll_outcome(&mut self) -> Option<(MessageId, DeliveryOutcome)> {
         self.outcomes
             .pop_front()
             .or_else(|| self.channel.poll_outcome())
