@@ -23,7 +23,7 @@ use hookup_proto::reliable::{
     Action, DeliveryOutcome, DropReason, MessageId, ResumeKey, SendError, Session, SessionEvent,
 };
 
-use super::journal::JournalFile;
+use super::journal_file::JournalFile;
 use super::{Delivery, Finished, ReliableConfig, ReliableEvent};
 use crate::net::{Net, timeout};
 use crate::{ClientConfig, Message, Result};

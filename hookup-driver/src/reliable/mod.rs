@@ -28,7 +28,7 @@
 //! through `futures-channel`'s channels (runtime-neutral).
 
 mod client;
-mod journal;
+mod journal_file;
 mod peer;
 mod server_journal;
 

@@ -23,7 +23,7 @@ use std::task::Context;
 use hookup_proto::reliable::{DeliveryOutcome, MessageId, SessionState};
 
 use super::Fsync;
-use super::journal::{ClosedJournal, JournalFile, create_private_dir};
+use super::journal_file::{ClosedJournal, JournalFile, create_private_dir};
 use crate::Runtime;
 
 /// The directory and the (closed) files of parked sessions.
