@@ -95,7 +95,7 @@ fn is_magic_prefix(b: &[u8]) -> bool {
 }
 
 /// Replays records by the format's rules (see the module docs of
-/// `journal.rs`), independently of `recover`.
+/// hookup-proto's `reliable/journal.rs`), independently of `recover`.
 #[derive(Default)]
 struct Model {
     live: std::collections::BTreeMap<u64, Message>,

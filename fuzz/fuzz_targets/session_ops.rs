@@ -63,8 +63,8 @@ use std::time::{Duration, Instant};
 
 use arbitrary::Arbitrary;
 use hookup_proto::reliable::{
-    Action, DropReason, MessageId, Outcome, Overflow, Reconnect, SUBPROTOCOL, SendError, Session,
-    SessionConfig, SessionError, SessionEvent, SessionStore, StoreConfig,
+    Action, DeliveryOutcome, DropReason, MessageId, Overflow, Reconnect, SUBPROTOCOL, SendError,
+    Session, SessionConfig, SessionError, SessionEvent, SessionStore, StoreConfig,
 };
 use hookup_proto::{Accept, ClientRequest, CloseCode, Config, Connection, Event, Message};
 use hookup_sim::Rng;
@@ -253,13 +253,13 @@ fn seed32(seed: u64, salt: u64) -> [u8; 32] {
     s
 }
 
-fn session_config(f: &SideConfig, fc: &FuzzConfig, seed: [u8; 32]) -> SessionConfig {
+/// One side's session settings and its connections' settings.
+fn session_config(f: &SideConfig, fc: &FuzzConfig, seed: [u8; 32]) -> (SessionConfig, Config) {
     let mut conn = Config::default();
     conn.rng_seed = Some(seed);
     conn.handshake_timeout = Some(ms(1 + u64::from(f.greeting_timeout_ms) % 5000));
     conn.close_timeout = ms(1 + u64::from(f.close_timeout_ms) % 5000);
     let mut c = SessionConfig::default();
-    c.connection = conn;
     c.ack_delay = ms(1 + u64::from(f.ack_delay_ms));
     c.ack_every = 1 + u32::from(f.ack_every % 8);
     c.max_outbox_messages = 1 + usize::from(f.max_outbox_messages % 8);
@@ -280,7 +280,7 @@ fn session_config(f: &SideConfig, fc: &FuzzConfig, seed: [u8; 32]) -> SessionCon
     c.backoff_max = ms(u64::from(fc.backoff_max_ms) % 5000);
     c.write_window = 1 + usize::from(f.write_window);
     c.report_releases = f.report_releases;
-    c
+    (c, conn)
 }
 
 /// One frame: FIN, `opcode`, masked (client to server) or not.
@@ -405,7 +405,7 @@ struct Sent {
     msg: Message,
     ack: Option<Duration>,
     sent_at: Instant,
-    outcome: Option<Outcome>,
+    outcome: Option<DeliveryOutcome>,
     released: bool,
     /// Times the peer's application took it.
     delivered: u32,
@@ -477,6 +477,8 @@ struct Harness {
     now: Instant,
     ccfg: SessionConfig,
     scfg: SessionConfig,
+    /// The settings of every connection the server accepts.
+    sconn: Config,
     store_cfg: StoreConfig,
     client_lazy: bool,
     server_lazy: bool,
@@ -514,20 +516,21 @@ struct Harness {
 impl Harness {
     fn new(fc: &FuzzConfig) -> Self {
         let start = Instant::now();
-        let ccfg = session_config(&fc.client, fc, seed32(fc.seed, 1));
-        let scfg = session_config(&fc.server, fc, seed32(fc.seed, 2));
+        let (ccfg, cconn) = session_config(&fc.client, fc, seed32(fc.seed, 1));
+        let (scfg, sconn) = session_config(&fc.server, fc, seed32(fc.seed, 2));
         let mut store_cfg = StoreConfig::default();
         store_cfg.ttl = ms(1 + u64::from(fc.store_ttl_ms));
         store_cfg.max_sessions = 1 + usize::from(fc.store_max_sessions % 4);
         store_cfg.max_bytes = 16 + usize::from(fc.store_max_bytes % 2048);
         let store = SessionStore::new(store_cfg.clone(), seed32(fc.seed, 3));
         let request = ClientRequest::new("ws://fuzz.example/session").expect("valid url");
-        let client = Session::client(request, ccfg.clone(), start);
+        let client = Session::client(request, ccfg.clone(), cconn, start);
         let mut h = Self {
             start,
             now: start,
             ccfg,
             scfg,
+            sconn,
             store_cfg,
             client_lazy: fc.client.lazy_events,
             server_lazy: fc.server.lazy_events,
@@ -831,7 +834,7 @@ impl Harness {
             self.drain_client();
             return;
         }
-        let mut cfg = self.scfg.connection.clone();
+        let mut cfg = self.sconn.clone();
         self.connects += 1;
         cfg.rng_seed = Some(seed32(self.seed, 100 + self.connects));
         self.links.push(Link {
@@ -1187,7 +1190,7 @@ impl Harness {
 
     // ------------------------------------------------------------ checks
 
-    fn outcome(&mut self, server: bool, sid: Vec<u8>, id: MessageId, o: Outcome) {
+    fn outcome(&mut self, server: bool, sid: Vec<u8>, id: MessageId, o: DeliveryOutcome) {
         let now = self.now;
         let tainted = self.tainted;
         let app = if server { &mut self.sa } else { &mut self.ca };
@@ -1200,17 +1203,17 @@ impl Harness {
         }
         m.outcome = Some(o);
         match (o, m.ack) {
-            (Outcome::Written, None) => {}
-            (Outcome::Acked, Some(_)) => {
+            (DeliveryOutcome::Written, None) => {}
+            (DeliveryOutcome::Acked, Some(_)) => {
                 assert!(
                     tainted || m.delivered > 0,
                     "#{k} Acked but its peer never took it (server: {server})"
                 );
             }
-            (Outcome::AckFailed, Some(d)) => {
+            (DeliveryOutcome::AckFailed, Some(d)) => {
                 assert!(now >= m.sent_at + d, "#{k} AckFailed before its deadline");
             }
-            (Outcome::Dropped(r), _) => {
+            (DeliveryOutcome::Dropped(r), _) => {
                 let ok = match r {
                     DropReason::Overflow => true,
                     DropReason::GaveUp => !server,
@@ -1268,7 +1271,7 @@ impl Harness {
         };
         assert_eq!(&sent.msg, m, "{tag}{k} delivered changed");
         assert!(
-            sent.outcome != Some(Outcome::Dropped(DropReason::Overflow)),
+            sent.outcome != Some(DeliveryOutcome::Dropped(DropReason::Overflow)),
             "{tag}{k} delivered after Dropped(Overflow)"
         );
         sent.delivered += 1;
@@ -1666,13 +1669,13 @@ impl Harness {
         }
         for (k, m) in self.ca.sent.iter().enumerate() {
             match m.outcome {
-                Some(Outcome::Dropped(DropReason::GaveUp)) => {
+                Some(DeliveryOutcome::Dropped(DropReason::GaveUp)) => {
                     assert!(self.client_gave_up, "c{k} Dropped(GaveUp) without GaveUp");
                 }
-                Some(Outcome::Dropped(DropReason::Shutdown)) => {
+                Some(DeliveryOutcome::Dropped(DropReason::Shutdown)) => {
                     assert!(self.client_aborted, "c{k} Dropped(Shutdown) without abort");
                 }
-                Some(Outcome::Dropped(DropReason::Overflow)) => continue,
+                Some(DeliveryOutcome::Dropped(DropReason::Overflow)) => continue,
                 _ => {}
             }
             if !self.tainted && !self.client_gave_up && !self.client_aborted {

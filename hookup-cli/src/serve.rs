@@ -145,8 +145,8 @@ pub(crate) async fn serve(
         let mut store_config = hookup_tokio::proto::reliable::StoreConfig::default();
         store_config.ttl = opts.session_ttl;
         store_config.max_sessions_per_ip = opts.max_sessions_per_ip;
-        let mut session = SessionConfig::default();
-        session.connection = config.proto.clone();
+        // A session goes by its connection's settings (`config.proto`).
+        let session = SessionConfig::default();
         let store = match &opts.journal_dir {
             None => SharedStore::new(store_config),
             Some(dir) => {

@@ -34,12 +34,6 @@ fn config() -> Config {
     c
 }
 
-fn session_config() -> SessionConfig {
-    let mut c = SessionConfig::default();
-    c.connection = config();
-    c
-}
-
 /// Moves `from`'s output into `to`.
 fn carry(from: &mut Session, to: &mut Session, buf: &mut Vec<u8>, now: Instant) {
     buf.clear();
@@ -63,7 +57,8 @@ impl SessionPair {
         let now = Instant::now();
         let mut client = Session::client(
             ClientRequest::new("ws://127.0.0.1/count").expect("valid url"),
-            session_config(),
+            SessionConfig::default(),
+            config(),
             now,
         );
         assert_eq!(client.poll_action(), Some(Action::Connect));
@@ -78,7 +73,7 @@ impl SessionPair {
                 .expect("accept"),
             other => panic!("expected the upgrade request, got {other:?}"),
         }
-        let server = Session::server(conn, session_config(), now);
+        let server = Session::server(conn, SessionConfig::default(), now);
         let mut pair = Self {
             client,
             server,

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use hookup_proto::reliable::legacy::{Envelope, LegacyError, MAX_DEPTH, Payload, RawJson};
 use hookup_proto::reliable::{
-    Action, DropReason, LEGACY_SUBPROTOCOL, MessageId, Outcome, Overflow, Reconnect, SUBPROTOCOL,
-    SendError, Session, SessionConfig, SessionError, SessionEvent,
+    Action, DeliveryOutcome, DropReason, LEGACY_SUBPROTOCOL, MessageId, Overflow, Reconnect,
+    SUBPROTOCOL, SendError, Session, SessionConfig, SessionError, SessionEvent,
 };
 use hookup_proto::{Accept, ClientRequest, CloseCode, Config, Connection, Event, Message, Role};
 use proptest::prelude::*;
@@ -207,7 +207,7 @@ fn config() -> SessionConfig {
 #[derive(Debug, Default)]
 struct Evs {
     events: Vec<SessionEvent>,
-    outcomes: Vec<(MessageId, Outcome)>,
+    outcomes: Vec<(MessageId, DeliveryOutcome)>,
 }
 
 impl std::ops::Deref for Evs {
@@ -313,7 +313,7 @@ fn texts(evs: &[SessionEvent]) -> Vec<String> {
         .collect()
 }
 
-fn outcomes(evs: &Evs) -> Vec<(MessageId, Outcome)> {
+fn outcomes(evs: &Evs) -> Vec<(MessageId, DeliveryOutcome)> {
     evs.outcomes.clone()
 }
 
@@ -408,7 +408,7 @@ fn outgoing_acks_resolve_acked_failed_or_dropped() {
         ]
     );
     let evs = events(&mut p.server);
-    assert_eq!(outcomes(&evs), [(c, Outcome::Written)]);
+    assert_eq!(outcomes(&evs), [(c, DeliveryOutcome::Written)]);
     // Never sent again: released with its outcome.
     assert!(
         matches!(evs.as_slice(), [.., SessionEvent::Released(r)] if *r == c),
@@ -422,11 +422,11 @@ fn outgoing_acks_resolve_acked_failed_or_dropped() {
     );
     // b's deadline passes.
     let evs = p.advance(Duration::from_secs(1));
-    assert_eq!(outcomes(&evs), [(b, Outcome::AckFailed)]);
+    assert_eq!(outcomes(&evs), [(b, DeliveryOutcome::AckFailed)]);
     // a is acked; b's late ack changes nothing; an id never sent is an
     // error that leaves the connection open.
     let evs = p.peer_sends(r#"{"type":"ack","id":1}"#);
-    assert_eq!(outcomes(&evs), [(a, Outcome::Acked)]);
+    assert_eq!(outcomes(&evs), [(a, DeliveryOutcome::Acked)]);
     let evs = p.peer_sends(r#"{"type":"ack","id":2}"#);
     assert!(evs.is_empty(), "{evs:?}");
     let evs = p.peer_sends(r#"{"type":"ack","id":99}"#);
@@ -437,7 +437,7 @@ fn outgoing_acks_resolve_acked_failed_or_dropped() {
     let evs = events(&mut p.server);
     assert_eq!(
         outcomes(&evs),
-        [(d, Outcome::Dropped(DropReason::Disconnected))]
+        [(d, DeliveryOutcome::Dropped(DropReason::Disconnected))]
     );
     assert!(matches!(evs.last(), Some(SessionEvent::Closed)), "{evs:?}");
     assert_eq!(p.server.unacked(), 0);
@@ -516,7 +516,7 @@ fn garbage_is_reported_and_nothing_else_is_lost() {
     assert!(texts(&evs).is_empty());
     assert_eq!(p.take_peer_got(), [r#"{"type":"ack","id":5}"#]);
     let evs = p.peer_sends(r#"{"type":"ack","id":1}"#);
-    assert_eq!(outcomes(&evs), [(pending, Outcome::Acked)]);
+    assert_eq!(outcomes(&evs), [(pending, DeliveryOutcome::Acked)]);
 }
 
 #[test]
@@ -574,7 +574,7 @@ fn shutdown_waits_for_outstanding_acks() {
         Err(SendError::Closed)
     );
     let mut evs = p.peer_sends(r#"{"type":"ack","id":1}"#);
-    assert_eq!(outcomes(&evs), [(a, Outcome::Acked)]);
+    assert_eq!(outcomes(&evs), [(a, DeliveryOutcome::Acked)]);
     assert!(!p.peer.is_open(), "closed once acked");
     p.server.handle_eof(p.now);
     evs.extend(events(&mut p.server));
@@ -611,7 +611,7 @@ fn abort_and_write_window_resolve_everything() {
     // Only the written one has a deadline running.
     let evs = p.advance(Duration::from_millis(10));
     let first = outcomes(&evs);
-    assert!(first.iter().all(|(_, o)| *o == Outcome::AckFailed));
+    assert!(first.iter().all(|(_, o)| *o == DeliveryOutcome::AckFailed));
     assert!(!first.is_empty());
     p.server.abort(p.now);
     let mut all = first;
@@ -658,7 +658,7 @@ fn drop_oldest_drops_only_unwritten_messages() {
     let evs = events(&mut p.server);
     assert_eq!(
         outcomes(&evs),
-        [(b, Outcome::Dropped(DropReason::Overflow))]
+        [(b, DeliveryOutcome::Dropped(DropReason::Overflow))]
     );
     p.pump();
     let got = p.take_peer_got();
@@ -670,9 +670,9 @@ fn drop_oldest_drops_only_unwritten_messages() {
         Err(SendError::Full)
     );
     let evs = p.peer_sends(r#"{"type":"ack","id":1}"#);
-    assert_eq!(outcomes(&evs), [(a, Outcome::Acked)]);
+    assert_eq!(outcomes(&evs), [(a, DeliveryOutcome::Acked)]);
     let evs = p.peer_sends(r#"{"type":"ack","id":2}"#);
-    assert_eq!(outcomes(&evs), [(c, Outcome::Acked)]);
+    assert_eq!(outcomes(&evs), [(c, DeliveryOutcome::Acked)]);
 }
 
 #[test]
@@ -707,7 +707,7 @@ fn keepalive_closes_a_silent_connection() {
     );
     assert_eq!(
         outcomes(&evs),
-        [(pending, Outcome::Dropped(DropReason::Disconnected))]
+        [(pending, DeliveryOutcome::Dropped(DropReason::Disconnected))]
     );
 }
 
@@ -731,7 +731,8 @@ impl ClientRig {
         c.reconnect = reconnect;
         c.backoff_min = Duration::from_millis(10);
         c.backoff_max = Duration::from_millis(10);
-        c.connection.rng_seed = Some([7; 32]);
+        let mut seeded = Config::default();
+        seeded.rng_seed = Some([7; 32]);
         let mut request = ClientRequest::new("ws://old.example/hookup").unwrap();
         if subprotocol == Some(SUBPROTOCOL) {
             // Offered as well, so that the server may pick it.
@@ -739,7 +740,7 @@ impl ClientRig {
         }
         Self {
             now,
-            client: Session::legacy_client(request, c, now),
+            client: Session::legacy_client(request, c, seeded, now),
             server: None,
             subprotocol,
             client_events: Evs::default(),
@@ -843,7 +844,10 @@ fn legacy_client_talks_to_a_legacy_server_and_reconnects() {
         [LEGACY_SUBPROTOCOL.to_owned()]
     );
     assert_eq!(texts(&r.server_events), ["early"]);
-    assert_eq!(outcomes(&r.client_events), [(early, Outcome::Acked)]);
+    assert_eq!(
+        outcomes(&r.client_events),
+        [(early, DeliveryOutcome::Acked)]
+    );
     // An ack request in flight when the connection breaks is dropped; a
     // message queued while disconnected goes out on the next connection,
     // with ids starting at 1 again.
@@ -861,7 +865,10 @@ fn legacy_client_talks_to_a_legacy_server_and_reconnects() {
     r.cut();
     assert_eq!(
         outcomes(&r.server_events),
-        [(MessageId(1), Outcome::Dropped(DropReason::Disconnected))]
+        [(
+            MessageId(1),
+            DeliveryOutcome::Dropped(DropReason::Disconnected)
+        )]
     );
     let queued = r
         .client
@@ -870,7 +877,10 @@ fn legacy_client_talks_to_a_legacy_server_and_reconnects() {
     r.advance(Duration::from_millis(10));
     assert!(r.client.is_established());
     assert_eq!(texts(&r.server_events), ["queued"]);
-    assert_eq!(outcomes(&r.client_events), [(queued, Outcome::Acked)]);
+    assert_eq!(
+        outcomes(&r.client_events),
+        [(queued, DeliveryOutcome::Acked)]
+    );
     assert!(
         r.client_events
             .iter()
@@ -896,7 +906,10 @@ fn legacy_client_in_flight_ack_is_dropped_on_disconnect() {
     r.client.poll_transmit(&mut buf);
     r.cut();
     let outs = outcomes(&r.client_events);
-    assert_eq!(outs, [(id, Outcome::Dropped(DropReason::Disconnected))]);
+    assert_eq!(
+        outs,
+        [(id, DeliveryOutcome::Dropped(DropReason::Disconnected))]
+    );
     assert!(
         r.client_events
             .iter()
@@ -923,7 +936,7 @@ fn legacy_client_requires_the_legacy_subprotocol() {
         );
         assert_eq!(
             outcomes(&r.client_events),
-            [(id, Outcome::Dropped(DropReason::GaveUp))]
+            [(id, DeliveryOutcome::Dropped(DropReason::GaveUp))]
         );
     }
 }
@@ -994,8 +1007,8 @@ proptest! {
         // Model of the server's sends: message → (wire id, deadline).
         let mut awaiting: BTreeMap<MessageId, (u64, Instant)> = BTreeMap::new();
         let mut wire_ids: Vec<MessageId> = Vec::new();
-        let mut expected_outcome: HashMap<MessageId, Outcome> = HashMap::new();
-        let mut got_outcome: HashMap<MessageId, Outcome> = HashMap::new();
+        let mut expected_outcome: HashMap<MessageId, DeliveryOutcome> = HashMap::new();
+        let mut got_outcome: HashMap<MessageId, DeliveryOutcome> = HashMap::new();
         let mut open = true;
         let mut collect = |evs: Evs, delivered: &mut Vec<String>, errors_seen: &mut usize| {
             for (id, outcome) in evs.outcomes {
@@ -1040,7 +1053,7 @@ proptest! {
                     let wire = u64::from(n) + 1;
                     if let Some(&mid) = wire_ids.get(usize::from(n)) {
                         if awaiting.remove(&mid).is_some() {
-                            expected_outcome.insert(mid, Outcome::Acked);
+                            expected_outcome.insert(mid, DeliveryOutcome::Acked);
                         }
                     } else {
                         // Never used: reported, nothing else happens.
@@ -1057,7 +1070,7 @@ proptest! {
                     };
                     match ack {
                         None => {
-                            expected_outcome.insert(id, Outcome::Written);
+                            expected_outcome.insert(id, DeliveryOutcome::Written);
                         }
                         Some(d) => {
                             wire_ids.push(id);
@@ -1071,7 +1084,7 @@ proptest! {
                     let now = p.now + Duration::from_millis(u64::from(ms));
                     awaiting.retain(|id, (_, deadline)| {
                         if *deadline <= now {
-                            expected_outcome.insert(*id, Outcome::AckFailed);
+                            expected_outcome.insert(*id, DeliveryOutcome::AckFailed);
                             false
                         } else {
                             true
@@ -1094,7 +1107,7 @@ proptest! {
             collect(events(&mut p.server), &mut delivered, &mut errors_seen);
         }
         for (id, _) in std::mem::take(&mut awaiting) {
-            expected_outcome.insert(id, Outcome::Dropped(DropReason::Disconnected));
+            expected_outcome.insert(id, DeliveryOutcome::Dropped(DropReason::Disconnected));
         }
         prop_assert!(p.server.is_finished());
         prop_assert_eq!(p.server.unacked(), 0);

@@ -9,14 +9,14 @@ mod harness;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use harness::{Bad, Knobs, Sim, sim_config, small_outbox, ws_frame};
+use harness::{Bad, Knobs, SideConfig, Sim, sim_config, small_outbox, ws_frame};
 use hookup_sim::Rng as SimRng;
 use proptest::prelude::*;
 
 use hookup_proto::reliable::{
-    Action, DropReason, Journal, JournalError, MessageId, Outcome, Overflow, Reconnect, ResumeKey,
-    SUBPROTOCOL, SendError, Session, SessionConfig, SessionError, SessionEvent, SessionState,
-    SessionStore, StoreConfig, wire,
+    Action, DeliveryOutcome, DropReason, Journal, JournalError, MessageId, Overflow, Reconnect,
+    ResumeKey, SUBPROTOCOL, SendError, Session, SessionConfig, SessionError, SessionEvent,
+    SessionState, SessionStore, StoreConfig, wire,
 };
 use hookup_proto::{Accept, ClientRequest, Config, Connection, Event, Message, Role};
 
@@ -248,10 +248,12 @@ fn the_random_runs_cover_the_interesting_cases() {
             cov.duplicates += m.delivered.saturating_sub(1);
             cov.delivered += m.delivered;
             match m.outcome {
-                Some((Outcome::Dropped(DropReason::Overflow), _)) => cov.dropped_overflow += 1,
-                Some((Outcome::Acked, _)) => cov.acked += 1,
-                Some((Outcome::AckFailed, _)) => cov.ack_failed += 1,
-                Some((Outcome::Written, _)) => cov.written += 1,
+                Some((DeliveryOutcome::Dropped(DropReason::Overflow), _)) => {
+                    cov.dropped_overflow += 1
+                }
+                Some((DeliveryOutcome::Acked, _)) => cov.acked += 1,
+                Some((DeliveryOutcome::AckFailed, _)) => cov.ack_failed += 1,
+                Some((DeliveryOutcome::Written, _)) => cov.written += 1,
                 _ => {}
             }
         }
@@ -282,10 +284,7 @@ fn the_random_runs_cover_the_interesting_cases() {
 // ------------------------------------------------------------------ targeted
 
 /// Fixed round timers and no chaos; the test drives what happens.
-fn quiet_sim(
-    seed: u64,
-    tweak: impl FnOnce(&mut SessionConfig, &mut SessionConfig, &mut Knobs),
-) -> Sim {
+fn quiet_sim(seed: u64, tweak: impl FnOnce(&mut SideConfig, &mut SideConfig, &mut Knobs)) -> Sim {
     let mut rng = SimRng::new(seed);
     let mut ccfg = sim_config(&mut rng);
     let mut scfg = sim_config(&mut rng);
@@ -366,7 +365,7 @@ fn events(s: &mut Session) -> Vec<SessionEvent> {
     std::iter::from_fn(|| s.poll_event()).collect()
 }
 
-fn outcomes(s: &mut Session) -> Vec<(MessageId, Outcome)> {
+fn outcomes(s: &mut Session) -> Vec<(MessageId, DeliveryOutcome)> {
     std::iter::from_fn(|| s.poll_outcome()).collect()
 }
 
@@ -451,10 +450,11 @@ fn backoff_is_bounded_and_grows_exponentially() {
         let t0 = Instant::now();
         let mut now = t0;
         let mut cfg = SessionConfig::default();
-        cfg.connection.rng_seed = Some(SimRng::new(seed).seed32());
+        let mut conn = Config::default();
+        conn.rng_seed = Some(SimRng::new(seed).seed32());
         cfg.backoff_min = min;
         cfg.backoff_max = max;
-        let mut c = Session::client(ClientRequest::new("ws://sim/x").unwrap(), cfg, now);
+        let mut c = Session::client(ClientRequest::new("ws://sim/x").unwrap(), cfg, conn, now);
         let mut delays = Vec::new();
         let mut due = None;
         while delays.len() < attempts {
@@ -566,11 +566,11 @@ fn at_most_n_gives_up_after_n_failures_and_reports_drops() {
     assert_eq!(attempts, [1, 2, 3]);
     assert_eq!(sim.connect_failures, 3);
     let outcome = |k: usize| sim.ca.msgs[k].outcome.map(|o| o.0);
-    assert_eq!(outcome(acked), Some(Outcome::Acked));
-    assert_eq!(outcome(written), Some(Outcome::Written));
+    assert_eq!(outcome(acked), Some(DeliveryOutcome::Acked));
+    assert_eq!(outcome(written), Some(DeliveryOutcome::Written));
     assert_eq!(
         outcome(in_flight),
-        Some(Outcome::Dropped(DropReason::GaveUp))
+        Some(DeliveryOutcome::Dropped(DropReason::GaveUp))
     );
     let now = sim.now();
     let c = sim.client_mut();
@@ -589,7 +589,7 @@ fn at_most_n_gives_up_after_n_failures_and_reports_drops() {
     c2.run_until(Duration::from_secs(10), "gave up", |s| s.gave_up);
     assert_eq!(
         c2.ca.msgs[k].outcome.map(|o| o.0),
-        Some(Outcome::Dropped(DropReason::GaveUp))
+        Some(DeliveryOutcome::Dropped(DropReason::GaveUp))
     );
     assert_eq!(c2.connect_failures, 1);
 }
@@ -605,7 +605,12 @@ fn overflow_policies() {
         cfg.max_outbox_messages = max_msgs;
         cfg.max_outbox_bytes = max_bytes;
         cfg.overflow = overflow;
-        Session::client(ClientRequest::new("ws://sim/x").unwrap(), cfg, now)
+        Session::client(
+            ClientRequest::new("ws://sim/x").unwrap(),
+            cfg,
+            Config::default(),
+            now,
+        )
     };
     let msg = |n: usize| Message::binary(vec![7u8; n]);
     let mut c = client(3, 1000, Overflow::Reject);
@@ -629,7 +634,7 @@ fn overflow_policies() {
     let outs = outcomes(&mut c);
     assert_eq!(
         outs,
-        [(first, Outcome::Dropped(DropReason::Overflow))],
+        [(first, DeliveryOutcome::Dropped(DropReason::Overflow))],
         "{outs:?}"
     );
     assert_eq!(c.unacked(), 3);
@@ -772,9 +777,9 @@ fn orphaned_session_reports_its_messages_when_it_expires() {
     let outcome = |k: usize| sim.sa.msgs[k].outcome.map(|o| o.0);
     assert_eq!(
         outcome(lost_with_deadline),
-        Some(Outcome::Dropped(DropReason::Expired))
+        Some(DeliveryOutcome::Dropped(DropReason::Expired))
     );
-    assert_eq!(outcome(lost_written), Some(Outcome::Written));
+    assert_eq!(outcome(lost_written), Some(DeliveryOutcome::Written));
 }
 
 /// An ack deadline passes while the client is disconnected: `AckFailed`
@@ -791,7 +796,7 @@ fn ack_deadline_fires_while_disconnected() {
     });
     let m = &sim.ca.msgs[k];
     let (outcome, at) = m.outcome.unwrap();
-    assert_eq!(outcome, Outcome::AckFailed);
+    assert_eq!(outcome, DeliveryOutcome::AckFailed);
     assert_eq!(at, m.sent_at.unwrap() + Duration::from_millis(5500));
     assert!(
         !sim.client_mut().is_established(),
@@ -823,9 +828,9 @@ fn client_shutdown_while_server_messages_are_in_flight() {
         let m = &sim.sa.msgs[k];
         assert_eq!(m.delivered, 0, "delivered after the client closed");
         let want = if i % 2 == 0 {
-            Outcome::Dropped(DropReason::Shutdown)
+            DeliveryOutcome::Dropped(DropReason::Shutdown)
         } else {
-            Outcome::Written
+            DeliveryOutcome::Written
         };
         assert_eq!(m.outcome.map(|o| o.0), Some(want));
     }
@@ -858,6 +863,7 @@ fn abort_is_final() {
         Session::client(
             ClientRequest::new("ws://sim/x").unwrap(),
             SessionConfig::default(),
+            Config::default(),
             now,
         )
     };
@@ -1185,7 +1191,7 @@ fn client_hello_reports_only_what_the_application_took() {
     let now = Instant::now();
     let mut store = SessionStore::new(StoreConfig::default(), [9; 32]);
     let request = ClientRequest::new("ws://sim/x").unwrap();
-    let mut c = Session::client(request, SessionConfig::default(), now);
+    let mut c = Session::client(request, SessionConfig::default(), Config::default(), now);
     let (mut s, _) = connect_pair(&mut c, &mut store, now);
     let id = s.id().to_vec();
     assert!(c.is_established() && !id.is_empty());
@@ -1289,7 +1295,11 @@ fn store_bounds_expiry_and_outcomes() {
     assert_eq!(store.expired(), 1);
     assert_eq!(
         store.poll_outcome(),
-        Some((s4.0.clone(), s4.1, Outcome::Dropped(DropReason::Expired)))
+        Some((
+            s4.0.clone(),
+            s4.1,
+            DeliveryOutcome::Dropped(DropReason::Expired)
+        ))
     );
     assert_eq!(
         store.poll_outcome(),
@@ -1304,7 +1314,11 @@ fn store_bounds_expiry_and_outcomes() {
     let dropped: Vec<_> = std::iter::from_fn(|| store.poll_outcome()).collect();
     assert_eq!(
         dropped,
-        [(s5.0.clone(), s5.1, Outcome::Dropped(DropReason::Expired))]
+        [(
+            s5.0.clone(),
+            s5.1,
+            DeliveryOutcome::Dropped(DropReason::Expired)
+        )]
     );
     // s1, s2 and s3 stay parked until the TTL below reaps them.
     let _ = (&s1, &s2, &s3);
@@ -1316,7 +1330,7 @@ fn store_bounds_expiry_and_outcomes() {
     store2.handle_timeout(t0 + 5 * sec);
     assert_eq!(
         store2.poll_outcome(),
-        Some((p.0.clone(), p.1, Outcome::AckFailed))
+        Some((p.0.clone(), p.1, DeliveryOutcome::AckFailed))
     );
     assert_eq!(store2.poll_timeout(), Some(t0 + 60 * sec));
     store2.handle_timeout(t0 + 60 * sec);
@@ -1327,11 +1341,10 @@ fn store_bounds_expiry_and_outcomes() {
     assert_eq!((store.parked(), store.parked_bytes()), (0, 0));
     let dropped: Vec<_> = std::iter::from_fn(|| store.poll_outcome()).collect();
     assert_eq!(dropped.len(), 3, "s1 (its ack deadline first), s2 and s3");
-    assert!(
-        dropped.iter().all(
-            |(_, _, o)| *o == Outcome::Dropped(DropReason::Expired) || *o == Outcome::AckFailed
-        )
-    );
+    assert!(dropped.iter().all(
+        |(_, _, o)| *o == DeliveryOutcome::Dropped(DropReason::Expired)
+            || *o == DeliveryOutcome::AckFailed
+    ));
     let _ = (s1, s2, s3);
     // Releasing reports what is left as dropped (shutdown).
     let mut s = server_session(t0, &ws_frame(2, &hello(b"", 0), true));
@@ -1346,7 +1359,7 @@ fn store_bounds_expiry_and_outcomes() {
     store.release(state);
     assert_eq!(
         store.poll_outcome(),
-        Some((sid, m, Outcome::Dropped(DropReason::Shutdown)))
+        Some((sid, m, DeliveryOutcome::Dropped(DropReason::Shutdown)))
     );
     assert_eq!(store.attached(), 0);
 }
@@ -1618,22 +1631,27 @@ fn write_blocked_at_the_window_only_while_connected() {
     let mut store = SessionStore::new(StoreConfig::default(), [9; 32]);
     let mut cfg = SessionConfig::default();
     cfg.write_window = 4096;
-    let mut c = Session::client(ClientRequest::new("ws://sim/x").unwrap(), cfg, now);
+    let mut c = Session::client(
+        ClientRequest::new("ws://sim/x").unwrap(),
+        cfg,
+        Config::default(),
+        now,
+    );
     assert!(!c.is_write_blocked(), "not connected");
     let first = c.send(now, Message::binary(vec![1u8; 3000]), None).unwrap();
     assert!(!c.is_write_blocked(), "not connected, one queued");
     let (_s, _) = connect_pair(&mut c, &mut store, now);
     assert!(c.is_established());
-    assert_eq!(c.poll_outcome(), Some((first, Outcome::Written)));
+    assert_eq!(c.poll_outcome(), Some((first, DeliveryOutcome::Written)));
     assert!(!c.is_write_blocked(), "output taken by the pair");
     // 3000 + 10-byte envelope + frame header: under the window.
     let a = c.send(now, Message::binary(vec![2u8; 3000]), None).unwrap();
-    assert_eq!(c.poll_outcome(), Some((a, Outcome::Written)));
+    assert_eq!(c.poll_outcome(), Some((a, DeliveryOutcome::Written)));
     assert!(!c.is_write_blocked());
     // Past the window: this one is still written (the window is checked
     // before each message), the next waits.
     let b = c.send(now, Message::binary(vec![3u8; 3000]), None).unwrap();
-    assert_eq!(c.poll_outcome(), Some((b, Outcome::Written)));
+    assert_eq!(c.poll_outcome(), Some((b, DeliveryOutcome::Written)));
     assert!(c.is_write_blocked());
     let waiting = c.send(now, Message::binary(vec![4u8; 10]), None).unwrap();
     assert_eq!(c.poll_outcome(), None, "waits in the outbox");
@@ -1641,7 +1659,7 @@ fn write_blocked_at_the_window_only_while_connected() {
     // The transport takes the output: the waiting message is written.
     let mut out = Vec::new();
     while c.poll_transmit(&mut out) {}
-    assert_eq!(c.poll_outcome(), Some((waiting, Outcome::Written)));
+    assert_eq!(c.poll_outcome(), Some((waiting, DeliveryOutcome::Written)));
     assert!(!c.is_write_blocked());
     // Disconnected: never blocked, whatever is queued.
     c.handle_eof(now);
@@ -1661,7 +1679,12 @@ fn restored_client_whose_journal_lags_behind_the_acks_sends_nothing_twice() {
     let now = Instant::now();
     let mut store = SessionStore::new(StoreConfig::default(), [9; 32]);
     let request = ClientRequest::new("ws://sim/x").unwrap();
-    let mut c = Session::client(request.clone(), SessionConfig::default(), now);
+    let mut c = Session::client(
+        request.clone(),
+        SessionConfig::default(),
+        Config::default(),
+        now,
+    );
     let (mut s, _) = connect_pair(&mut c, &mut store, now);
     let id = s.id().to_vec();
     let key = c.resume_key().expect("the client has the key").clone();
@@ -1691,7 +1714,7 @@ fn restored_client_whose_journal_lags_behind_the_acks_sends_nothing_twice() {
     s.handle_eof(now);
     while s.poll_event().is_some() {}
     store.park(s.take_state().unwrap(), now);
-    let mut r = Session::client(request, SessionConfig::default(), now);
+    let mut r = Session::client(request, SessionConfig::default(), Config::default(), now);
     let requeued: Vec<_> = (4..=10)
         .map(|i| r.send(now, Message::text(format!("m{i}")), None).unwrap())
         .collect();
@@ -1719,7 +1742,7 @@ fn restored_client_whose_journal_lags_behind_the_acks_sends_nothing_twice() {
         outcomes,
         requeued
             .iter()
-            .map(|&id| (id, Outcome::Acked))
+            .map(|&id| (id, DeliveryOutcome::Acked))
             .collect::<Vec<_>>()
     );
     assert_eq!(r.unacked(), 0);
@@ -1775,7 +1798,7 @@ fn a_server_session_the_client_contradicts_starts_over() {
     let (state, _) = SessionState::restore(id.clone(), key.digest(), 0, 0, []);
     store.park(state, now);
     let request = ClientRequest::new("ws://sim/x").unwrap();
-    let mut c = Session::client(request, SessionConfig::default(), now);
+    let mut c = Session::client(request, SessionConfig::default(), Config::default(), now);
     let m = c.send(now, Message::text("hello"), None).unwrap();
     // The client's journal: it had received 5 messages of that session.
     c.restore(&id, &key, 0, 5);
@@ -1807,7 +1830,7 @@ fn a_server_session_the_client_contradicts_starts_over() {
     shuttle(&mut c, &mut s, now + Duration::from_millis(50));
     s.handle_timeout(now + Duration::from_millis(50));
     shuttle(&mut c, &mut s, now + Duration::from_millis(50));
-    assert!(outcomes(&mut c).contains(&(m, Outcome::Acked)));
+    assert!(outcomes(&mut c).contains(&(m, DeliveryOutcome::Acked)));
 }
 
 /// (b) The restarted server's journal counts fewer messages as received
@@ -1819,7 +1842,7 @@ fn a_client_refuses_a_server_that_resumes_behind_its_acks() {
     let now = Instant::now();
     let mut store = SessionStore::new(StoreConfig::default(), [9; 32]);
     let request = ClientRequest::new("ws://sim/x").unwrap();
-    let mut c = Session::client(request, SessionConfig::default(), now);
+    let mut c = Session::client(request, SessionConfig::default(), Config::default(), now);
     let (mut s, _) = connect_pair(&mut c, &mut store, now);
     let id = s.id().to_vec();
     let digest = c.resume_key().expect("the client has the key").digest();
@@ -1857,7 +1880,7 @@ fn a_client_refuses_a_server_that_resumes_behind_its_acks() {
     let now = now + Duration::from_millis(50);
     s.handle_timeout(now);
     shuttle(&mut c, &mut s, now);
-    assert!(outcomes(&mut c).contains(&(pending, Outcome::Written)));
+    assert!(outcomes(&mut c).contains(&(pending, DeliveryOutcome::Written)));
     assert_eq!(c.unacked(), 0, "m6 acknowledged in the new session");
 }
 
@@ -1916,7 +1939,7 @@ fn a_hello_with_a_known_id_but_no_valid_proof_gets_a_new_session() {
     let now = Instant::now();
     let mut store = SessionStore::new(StoreConfig::default(), [11; 32]);
     let request = ClientRequest::new("ws://sim/x").unwrap();
-    let mut owner = Session::client(request, SessionConfig::default(), now);
+    let mut owner = Session::client(request, SessionConfig::default(), Config::default(), now);
     let (mut s, _) = connect_pair(&mut owner, &mut store, now);
     let id = s.id().to_vec();
     let key = owner.resume_key().expect("WELCOME(new) gave a key").clone();

@@ -20,10 +20,10 @@ use futures_util::StreamExt as _;
 use futures_util::task::AtomicWaker;
 use hookup_proto::ClientRequest;
 use hookup_proto::reliable::{
-    Action, DropReason, MessageId, Outcome, ResumeKey, SendError, Session, SessionEvent,
+    Action, DeliveryOutcome, DropReason, MessageId, ResumeKey, SendError, Session, SessionEvent,
 };
 
-use super::journal::JournalFile;
+use super::journal_file::JournalFile;
 use super::{Delivery, Finished, ReliableConfig, ReliableEvent};
 use crate::net::{Net, timeout};
 use crate::{ClientConfig, Message, Result};
@@ -61,24 +61,28 @@ impl Hasher for IdHasher {
     }
 }
 
-/// What the handle and the task share.
-struct Shared {
-    state: Mutex<State>,
+/// What a [`ReliableClient`] handle and its task share: the client's
+/// state under a lock, the task's waker and the send batch bound.
+struct SharedClient {
+    state: Mutex<ClientState>,
     /// The task's waker.
     task: AtomicWaker,
     /// Payload bytes a `send` may queue before the task has taken them.
     batch_bytes: usize,
 }
 
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, State> {
+impl SharedClient {
+    fn lock(&self) -> MutexGuard<'_, ClientState> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
-struct State {
+/// The client's state, behind [`SharedClient`]'s lock: the session, the
+/// deliveries waiting for outcomes, the journal file, and what `send`
+/// queued since the task's last pass.
+struct ClientState {
     session: Session,
-    pending: IdMap<oneshot::Sender<Outcome>>,
+    pending: IdMap<oneshot::Sender<DeliveryOutcome>>,
     journal: Option<JournalFile>,
     jmap: IdMap<u64>,
     /// Messages taken into the session (sends and journal requeues).
@@ -107,7 +111,7 @@ struct State {
     now: Instant,
 }
 
-impl State {
+impl ClientState {
     /// Queues `msg` (journaled first: see `ClientDriver::step` for why the
     /// order holds) and registers its delivery.
     fn send<R: Net>(
@@ -154,9 +158,9 @@ impl State {
         };
         Ok(match mine {
             // The common case, built from a constant.
-            Some(Outcome::Written) => Delivery::ready(Outcome::Written),
+            Some(DeliveryOutcome::Written) => Delivery::ready(DeliveryOutcome::Written),
             Some(outcome) => {
-                if matches!(outcome, Outcome::Dropped(_)) {
+                if matches!(outcome, DeliveryOutcome::Dropped(_)) {
                     self.journal_done(id);
                 }
                 Delivery::ready(outcome)
@@ -171,8 +175,8 @@ impl State {
 
     /// A message's outcome: its delivery resolves, a dropped one leaves the
     /// journal.
-    fn resolve(&mut self, id: MessageId, outcome: Outcome) {
-        if matches!(outcome, Outcome::Dropped(_)) {
+    fn resolve(&mut self, id: MessageId, outcome: DeliveryOutcome) {
+        if matches!(outcome, DeliveryOutcome::Dropped(_)) {
             self.journal_done(id);
         }
         if !self.pending.is_empty()
@@ -224,7 +228,7 @@ impl State {
 /// drops duplicates. Runs in its own task (see the [module](super) for
 /// where); this is its handle. `R` is the adapter's runtime.
 pub struct ReliableClient<R> {
-    shared: Arc<Shared>,
+    shared: Arc<SharedClient>,
     events: mpsc::Receiver<ReliableEvent>,
     done: Option<oneshot::Receiver<Finished>>,
     runtime: PhantomData<fn() -> R>,
@@ -272,8 +276,8 @@ where
         let mut session_config = config.session.clone();
         // A journal deletes the records of what the server acknowledged.
         session_config.report_releases = config.journal.is_some();
-        crate::entropy::seed(&mut session_config.connection);
-        let mut session = Session::client(request, session_config, R::now());
+        let connection = crate::entropy::seeded(&config.client.ws.proto);
+        let mut session = Session::client(request, session_config, connection, R::now());
         let mut journal = None;
         let mut jmap = IdMap::default();
         let mut received = 0;
@@ -324,8 +328,8 @@ where
             }
             journal = Some(j);
         }
-        let shared = Arc::new(Shared {
-            state: Mutex::new(State {
+        let shared = Arc::new(SharedClient {
+            state: Mutex::new(ClientState {
                 session,
                 pending: IdMap::default(),
                 journal,
@@ -347,7 +351,7 @@ where
             io: None,
             closing: false,
             close_by: None,
-            close_timeout: config.session.connection.close_timeout,
+            close_timeout: config.client.ws.proto.close_timeout,
             connecting: None,
             timer: Timer::default(),
             shutdown_done: false,
@@ -513,7 +517,7 @@ where
 type Connecting<S> = Pin<Box<dyn Future<Output = Result<S>> + Send>>;
 
 struct ClientDriver<R: Net> {
-    shared: Arc<Shared>,
+    shared: Arc<SharedClient>,
     io: Option<Io<R::Stream, R>>,
     /// Writing out the last bytes of a finished connection, then shutting it.
     closing: bool,
@@ -544,7 +548,7 @@ where
 {
     /// What the client does with a session event; the application's
     /// events go to the backlog for the channel.
-    fn on_event(&mut self, st: &mut State, ev: SessionEvent) {
+    fn on_event(&mut self, st: &mut ClientState, ev: SessionEvent) {
         match &ev {
             SessionEvent::Released(id) => {
                 let jid = st.jmap.remove(id);
@@ -587,7 +591,7 @@ where
     /// bytes they cover reach the socket: `send` journals a message before
     /// it releases the lock, and the `received` record is written below
     /// before anything is written.
-    fn step(&mut self, st: &mut State, cx: &mut Context<'_>) -> bool {
+    fn step(&mut self, st: &mut ClientState, cx: &mut Context<'_>) -> bool {
         let mut progress = false;
         if st.handle_gone && !self.shutdown_done {
             // Every handle is gone: finish what was queued, then end.
@@ -729,7 +733,7 @@ where
             st.journal(JournalFile::sync);
             st.ended = true;
             for (_, tx) in st.pending.drain() {
-                let _ = tx.send(Outcome::Dropped(DropReason::Shutdown));
+                let _ = tx.send(DeliveryOutcome::Dropped(DropReason::Shutdown));
             }
             if let Some(done) = this.done.take() {
                 let _ = done.send(Finished {

@@ -28,7 +28,7 @@
 //! through `futures-channel`'s channels (runtime-neutral).
 
 mod client;
-mod journal;
+mod journal_file;
 mod peer;
 mod server_journal;
 
@@ -40,15 +40,13 @@ use std::time::Duration;
 
 use futures_channel::oneshot;
 use hookup_proto::CloseCode;
-use hookup_proto::reliable::{DropReason, Outcome, SessionConfig, SessionEvent};
+use hookup_proto::reliable::{DropReason, SessionConfig, SessionEvent};
 
 use crate::net::{ConnectionFuture, Net};
 use crate::{ClientConfig, Message};
 
 pub use client::{ReliableClient, Sending};
-pub use hookup_proto::reliable::{
-    LEGACY_SUBPROTOCOL, Outcome as DeliveryOutcome, Reconnect, SUBPROTOCOL,
-};
+pub use hookup_proto::reliable::{DeliveryOutcome, LEGACY_SUBPROTOCOL, Reconnect, SUBPROTOCOL};
 pub use peer::{ReliablePeer, SharedStore};
 
 /// When the journal is flushed to disk.
@@ -65,12 +63,20 @@ pub enum Fsync {
 }
 
 /// Settings of a [`ReliableClient`].
+///
+/// Each setting has one place: the session protocol (acks, bounds,
+/// keepalive, reconnect) in [`session`](Self::session); everything about
+/// the connections the client makes in [`client`](Self::client) — the
+/// WebSocket settings of every connection (limits, timeouts, compression,
+/// the random seed) in `client.ws.proto`, the I/O buffers in `client.ws`,
+/// the connect timeout and TLS in `client`.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct ReliableConfig {
     /// The session protocol settings (acks, bounds, keepalive, reconnect).
     pub session: SessionConfig,
-    /// Transport settings (connect timeout, TLS).
+    /// The connections' settings: WebSocket (`ws.proto`, used for every
+    /// connection), buffers (`ws`), connect timeout and TLS.
     pub client: ClientConfig,
     /// A journal file that keeps unacknowledged messages and the session
     /// (its id, what the server acknowledged, what the client took) across
@@ -159,23 +165,23 @@ impl ReliableEvent {
 pub struct Delivery(DeliveryState);
 
 enum DeliveryState {
-    Ready(Outcome),
-    Waiting(oneshot::Receiver<Outcome>),
+    Ready(DeliveryOutcome),
+    Waiting(oneshot::Receiver<DeliveryOutcome>),
 }
 
 impl Delivery {
-    fn ready(outcome: Outcome) -> Self {
+    fn ready(outcome: DeliveryOutcome) -> Self {
         Self(DeliveryState::Ready(outcome))
     }
 
-    fn waiting() -> (oneshot::Sender<Outcome>, Self) {
+    fn waiting() -> (oneshot::Sender<DeliveryOutcome>, Self) {
         let (tx, rx) = oneshot::channel();
         (tx, Self(DeliveryState::Waiting(rx)))
     }
 
     /// The outcome if it is known already (a message written at once
     /// without an ack deadline has it when `send` returns), without waiting.
-    pub fn try_outcome(&mut self) -> Option<Outcome> {
+    pub fn try_outcome(&mut self) -> Option<DeliveryOutcome> {
         match &mut self.0 {
             DeliveryState::Ready(o) => Some(*o),
             DeliveryState::Waiting(rx) => match rx.try_recv() {
@@ -185,7 +191,7 @@ impl Delivery {
                 }
                 Ok(None) => None,
                 Err(_) => {
-                    let o = Outcome::Dropped(DropReason::Shutdown);
+                    let o = DeliveryOutcome::Dropped(DropReason::Shutdown);
                     self.0 = DeliveryState::Ready(o);
                     Some(o)
                 }
@@ -195,15 +201,15 @@ impl Delivery {
 }
 
 impl Future for Delivery {
-    type Output = Outcome;
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Outcome> {
+    type Output = DeliveryOutcome;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<DeliveryOutcome> {
         match &mut self.0 {
             DeliveryState::Ready(o) => Poll::Ready(*o),
             DeliveryState::Waiting(rx) => {
                 // A driver that went away without resolving: nothing more
                 // can happen.
-                let o =
-                    ready!(Pin::new(rx).poll(cx)).unwrap_or(Outcome::Dropped(DropReason::Shutdown));
+                let o = ready!(Pin::new(rx).poll(cx))
+                    .unwrap_or(DeliveryOutcome::Dropped(DropReason::Shutdown));
                 self.0 = DeliveryState::Ready(o);
                 Poll::Ready(o)
             }

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use futures_channel::oneshot;
 use hookup_proto::reliable::{
-    LEGACY_SUBPROTOCOL, MessageId, Outcome, SESSION_QUOTA, SendError, Session, SessionConfig,
-    SessionError, SessionEvent, SessionState, SessionStore, StoreConfig,
+    DeliveryOutcome, LEGACY_SUBPROTOCOL, MessageId, SESSION_QUOTA, SendError, Session,
+    SessionConfig, SessionError, SessionEvent, SessionState, SessionStore, StoreConfig,
 };
 
 use super::server_journal::{ServerJournal, SessionFile};
@@ -158,7 +158,7 @@ pub struct ReliablePeer<S, R: Runtime> {
     session: Session,
     io: Io<S, R>,
     store: SharedStore<R>,
-    pending: HashMap<MessageId, oneshot::Sender<Outcome>>,
+    pending: HashMap<MessageId, oneshot::Sender<DeliveryOutcome>>,
     parked: bool,
     /// The session's journal file (a store with a journal directory).
     file: Option<SessionFile>,
@@ -175,10 +175,13 @@ impl<S, R: Transport<S>> ReliablePeer<S, R> {
     /// original hookup's acked JSON envelopes), the peer speaks that instead:
     /// acked messages are acknowledged and delivered once per connection,
     /// there is no resume and nothing is parked (PROTOCOL.md section 9).
+    ///
+    /// The session goes by `ws`'s settings (the [`Config`](crate::Config)
+    /// it was accepted with: handshake timeout, limits, seed) and by
+    /// `config` for the session protocol.
     pub fn new(ws: WebSocket<S, R>, store: SharedStore<R>, mut config: SessionConfig) -> Self {
         // A journal deletes records of what the client acknowledged.
         config.report_releases |= store.journal.is_some();
-        crate::entropy::seed(&mut config.connection);
         let max_read = 64 << 10;
         let legacy = ws.subprotocol() == Some(LEGACY_SUBPROTOCOL);
         let stall = ws.write_stall_timeout();
@@ -382,7 +385,7 @@ impl<S, R: Runtime> ReliablePeer<S, R> {
 
     /// A message's outcome: recorded in the journal, its delivery resolved
     /// (`notify`: one is registered).
-    fn resolve(&mut self, id: MessageId, outcome: Outcome, notify: bool) {
+    fn resolve(&mut self, id: MessageId, outcome: DeliveryOutcome, notify: bool) {
         if let Some(f) = &mut self.file {
             f.outcome(id, outcome);
         }

@@ -20,10 +20,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::task::Context;
 
-use hookup_proto::reliable::{MessageId, Outcome, SessionState};
+use hookup_proto::reliable::{DeliveryOutcome, MessageId, SessionState};
 
 use super::Fsync;
-use super::journal::{ClosedJournal, JournalFile, create_private_dir};
+use super::journal_file::{ClosedJournal, JournalFile, create_private_dir};
 use crate::Runtime;
 
 /// The directory and the (closed) files of parked sessions.
@@ -281,8 +281,8 @@ impl SessionFile {
     }
 
     /// A message's outcome: a dropped one leaves the journal.
-    pub(super) fn outcome(&mut self, id: MessageId, outcome: Outcome) {
-        if matches!(outcome, Outcome::Dropped(_))
+    pub(super) fn outcome(&mut self, id: MessageId, outcome: DeliveryOutcome) {
+        if matches!(outcome, DeliveryOutcome::Dropped(_))
             && let Some(jid) = self.jmap.remove(&id)
         {
             log(self.file.done(jid));

@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use super::wire;
-use super::{DropReason, MessageId, Outcome, Overflow, SendError, SessionConfig, SessionError};
+use super::{
+    DeliveryOutcome, DropReason, MessageId, Overflow, SendError, SessionConfig, SessionError,
+};
 use crate::connection::Connection;
 use crate::message::{Message, MessageKind, Utf8Bytes};
 
@@ -63,7 +65,7 @@ pub(crate) struct Channel {
     pub(crate) ack_queued: bool,
     ack_due: Option<Instant>,
     ack_now: bool,
-    outcomes: VecDeque<(MessageId, Outcome)>,
+    outcomes: VecDeque<(MessageId, DeliveryOutcome)>,
     /// Ids removed from the outbox by acks, when someone listens for them.
     pub(crate) released: Option<VecDeque<MessageId>>,
     /// Messages removed from the outbox by acks, in all (never reset).
@@ -168,11 +170,11 @@ impl Channel {
         n
     }
 
-    pub(crate) fn poll_outcome(&mut self) -> Option<(MessageId, Outcome)> {
+    pub(crate) fn poll_outcome(&mut self) -> Option<(MessageId, DeliveryOutcome)> {
         self.outcomes.pop_front()
     }
 
-    fn resolve(&mut self, idx: usize, outcome: Outcome) {
+    fn resolve(&mut self, idx: usize, outcome: DeliveryOutcome) {
         let out = &mut self.outbox[idx];
         if !out.resolved {
             out.resolved = true;
@@ -206,7 +208,7 @@ impl Channel {
             let Some(i) = victim else {
                 return Err(SendError::Full);
             };
-            self.resolve(i, Outcome::Dropped(DropReason::Overflow));
+            self.resolve(i, DeliveryOutcome::Dropped(DropReason::Overflow));
             let o = self.outbox.remove(i).expect("index from position");
             self.out_bytes -= o.payload.len();
         }
@@ -272,7 +274,7 @@ impl Channel {
                     None => {
                         if !out.resolved {
                             out.resolved = true;
-                            self.outcomes.push_back((out.id, Outcome::Written));
+                            self.outcomes.push_back((out.id, DeliveryOutcome::Written));
                         }
                     }
                     // A deadline past what `Instant` holds never comes.
@@ -336,7 +338,7 @@ impl Channel {
         while let Some(front) = self.outbox.front() {
             match front.seq {
                 Some(s) if s <= seq => {
-                    self.resolve(0, Outcome::Acked);
+                    self.resolve(0, DeliveryOutcome::Acked);
                     let o = self.outbox.pop_front().expect("front exists");
                     self.out_bytes -= o.payload.len();
                     self.replay_pos = self.replay_pos.saturating_sub(1);
@@ -412,7 +414,7 @@ impl Channel {
     /// Resolves every unresolved message as dropped and empties the outbox.
     pub(crate) fn drop_all(&mut self, reason: DropReason) {
         for i in 0..self.outbox.len() {
-            self.resolve(i, Outcome::Dropped(reason));
+            self.resolve(i, DeliveryOutcome::Dropped(reason));
         }
         self.outbox.clear();
         self.out_bytes = 0;
@@ -467,7 +469,7 @@ impl Channel {
             self.deadlines.pop();
             // Ids increase along the outbox: binary search.
             if let Ok(i) = self.outbox.binary_search_by_key(&id, |o| o.id.0) {
-                self.resolve(i, Outcome::AckFailed);
+                self.resolve(i, DeliveryOutcome::AckFailed);
             }
         }
     }
@@ -509,7 +511,7 @@ mod tests {
         // Every message resolved once, as acked.
         let mut acked = 0;
         while let Some((_, o)) = ch.poll_outcome() {
-            assert_eq!(o, Outcome::Acked);
+            assert_eq!(o, DeliveryOutcome::Acked);
             acked += 1;
         }
         assert_eq!(acked, 10_000);

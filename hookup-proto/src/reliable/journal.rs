@@ -1,7 +1,8 @@
 //! The journal's on-disk format, as pure functions over bytes.
 //!
-//! hookup-driver owns the files (`reliable/journal.rs` a client's,
-//! `reliable/server_journal.rs` a server's, one per session); this module
+//! hookup-driver owns the files (`reliable/journal_file.rs` reads and
+//! writes one, a client's or a server session's;
+//! `reliable/server_journal.rs` keeps a server's, one per session); this module
 //! decides what goes in them and what a file read back means. A journal keeps one end of a session across
 //! process crashes: its unacknowledged outgoing messages, and (version 2)
 //! the session id, how many of its messages the peer acknowledged and how

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use super::legacy;
-use super::{DropReason, MessageId, Outcome, Overflow, SendError, SessionConfig};
+use super::{DeliveryOutcome, DropReason, MessageId, Overflow, SendError, SessionConfig};
 use crate::connection::Connection;
 use crate::message::MessageKind;
 
@@ -40,7 +40,7 @@ pub(crate) struct LegacyChannel {
     /// `DEDUP_WINDOW`), and the highest id forgotten since.
     delivered: BTreeSet<u64>,
     forgotten: Option<u64>,
-    outcomes: VecDeque<(MessageId, Outcome)>,
+    outcomes: VecDeque<(MessageId, DeliveryOutcome)>,
 }
 
 impl LegacyChannel {
@@ -73,7 +73,7 @@ impl LegacyChannel {
         self.queued_bytes
     }
 
-    pub(crate) fn poll_outcome(&mut self) -> Option<(MessageId, Outcome)> {
+    pub(crate) fn poll_outcome(&mut self) -> Option<(MessageId, DeliveryOutcome)> {
         self.outcomes.pop_front()
     }
 
@@ -96,7 +96,7 @@ impl LegacyChannel {
             let o = self.queue.pop_front().expect("not empty");
             self.queued_bytes -= o.inner.len();
             self.outcomes
-                .push_back((o.id, Outcome::Dropped(DropReason::Overflow)));
+                .push_back((o.id, DeliveryOutcome::Dropped(DropReason::Overflow)));
         }
         let id = MessageId(self.next_id);
         self.next_id += 1;
@@ -129,7 +129,7 @@ impl LegacyChannel {
             let out = self.queue.pop_front().expect("front exists");
             self.queued_bytes -= out.inner.len();
             match out.ack {
-                None => self.outcomes.push_back((out.id, Outcome::Written)),
+                None => self.outcomes.push_back((out.id, DeliveryOutcome::Written)),
                 Some(d) => {
                     self.last_wire_id += 1;
                     let deadline = now.checked_add(d);
@@ -154,7 +154,7 @@ impl LegacyChannel {
             if let Some(t) = deadline {
                 self.deadlines.remove(&(t, wire_id));
             }
-            self.outcomes.push_back((id, Outcome::Acked));
+            self.outcomes.push_back((id, DeliveryOutcome::Acked));
         }
         true
     }
@@ -182,7 +182,8 @@ impl LegacyChannel {
 
     fn drop_awaiting(&mut self, reason: DropReason) {
         for (_, (id, _)) in std::mem::take(&mut self.awaiting) {
-            self.outcomes.push_back((id, Outcome::Dropped(reason)));
+            self.outcomes
+                .push_back((id, DeliveryOutcome::Dropped(reason)));
         }
         self.deadlines.clear();
         self.last_wire_id = 0;
@@ -194,7 +195,8 @@ impl LegacyChannel {
     pub(crate) fn drop_all(&mut self, reason: DropReason) {
         self.drop_awaiting(reason);
         for o in self.queue.drain(..) {
-            self.outcomes.push_back((o.id, Outcome::Dropped(reason)));
+            self.outcomes
+                .push_back((o.id, DeliveryOutcome::Dropped(reason)));
         }
         self.queued_bytes = 0;
     }
@@ -212,7 +214,7 @@ impl LegacyChannel {
             }
             self.deadlines.pop_first();
             if let Some((id, _)) = self.awaiting.remove(&wire_id) {
-                self.outcomes.push_back((id, Outcome::AckFailed));
+                self.outcomes.push_back((id, DeliveryOutcome::AckFailed));
             }
         }
     }

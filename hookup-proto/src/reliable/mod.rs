@@ -5,7 +5,7 @@
 //! sequence number; the receiver delivers in order, drops duplicates and
 //! acknowledges cumulatively; the sender keeps what is unacknowledged in a
 //! bounded outbox and replays it after a reconnect, before anything new.
-//! Each [`Session::send`] resolves exactly once, as an [`Outcome`] from
+//! Each [`Session::send`] resolves exactly once, as an [`DeliveryOutcome`] from
 //! [`Session::poll_outcome`]: written, acked, ack-failed (its deadline,
 //! counted from when it was written, passed) or dropped (with the reason).
 //!
@@ -40,8 +40,6 @@ pub use session::{Action, Session, SessionEvent};
 pub use store::{SessionState, SessionStore, StoreConfig};
 pub use wire::SUBPROTOCOL;
 
-use crate::config::Config;
-
 /// The close code a server sends when a client that proved it owns its
 /// session (its HELLO carried the session's resume key) finds that session
 /// attached to another live connection: 4013, the application-range twin of 1013 ("try
@@ -62,7 +60,7 @@ pub struct MessageId(pub u64);
 /// How a sent message ended up. Each message gets exactly one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum Outcome {
+pub enum DeliveryOutcome {
     /// Written to a connection (messages sent without an ack deadline). It
     /// stays in the outbox until acknowledged and is replayed after a
     /// reconnect.
@@ -125,8 +123,6 @@ pub enum Reconnect {
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct SessionConfig {
-    /// The WebSocket connection settings.
-    pub connection: Config,
     /// Longest a received message waits before it is acknowledged (default 20 ms).
     pub ack_delay: Duration,
     /// Acknowledge at the latest every this many messages (default 32).
@@ -163,7 +159,6 @@ pub struct SessionConfig {
 impl Default for SessionConfig {
     fn default() -> Self {
         Self {
-            connection: Config::default(),
             ack_delay: Duration::from_millis(20),
             ack_every: 32,
             max_outbox_messages: 10_000,

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::channel::Channel;
 use super::key::{RESUME_KEY_LEN, ResumeKey};
-use super::{DropReason, MessageId, Outcome, SessionConfig, SessionError};
+use super::{DeliveryOutcome, DropReason, MessageId, SessionConfig, SessionError};
 use crate::message::{Message, MessageKind};
 use crate::rng::Rng;
 
@@ -159,7 +159,7 @@ pub struct SessionStore {
     bytes: usize,
     rng: Rng,
     expired: u64,
-    outcomes: VecDeque<(Vec<u8>, MessageId, Outcome)>,
+    outcomes: VecDeque<(Vec<u8>, MessageId, DeliveryOutcome)>,
     /// Ids of sessions dropped (expired, evicted or released), when asked for.
     dropped: Option<VecDeque<Vec<u8>>>,
     /// The address (quota key) each live session was created from.
@@ -408,7 +408,7 @@ impl SessionStore {
 
     /// The next outcome of a message in a session that is not attached to
     /// a connection: the session id, the message id and the outcome.
-    pub fn poll_outcome(&mut self) -> Option<(Vec<u8>, MessageId, Outcome)> {
+    pub fn poll_outcome(&mut self) -> Option<(Vec<u8>, MessageId, DeliveryOutcome)> {
         self.outcomes.pop_front()
     }
 

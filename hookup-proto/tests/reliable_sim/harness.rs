@@ -16,7 +16,7 @@ use std::io::IoSlice;
 use std::time::{Duration, Instant};
 
 use hookup_proto::reliable::{
-    Action, DropReason, MessageId, Outcome, Overflow, SUBPROTOCOL, SendError, Session,
+    Action, DeliveryOutcome, DropReason, MessageId, Overflow, SUBPROTOCOL, SendError, Session,
     SessionConfig, SessionError, SessionEvent, SessionStore, StoreConfig,
 };
 use hookup_proto::{Accept, ClientRequest, CloseCode, Config, Connection, Event, Message};
@@ -228,7 +228,7 @@ pub(crate) struct Sent {
     pub(crate) sent_at: Option<Instant>,
     /// (session id — empty on the client —, id) once a session accepted it.
     pub(crate) key: Option<(Vec<u8>, MessageId)>,
-    pub(crate) outcome: Option<(Outcome, Instant)>,
+    pub(crate) outcome: Option<(DeliveryOutcome, Instant)>,
     pub(crate) released: bool,
     /// Times the peer application received it.
     pub(crate) delivered: u32,
@@ -287,8 +287,8 @@ pub(crate) struct Sim {
     pub(crate) clock: Clock,
     pub(crate) rng: Rng,
     pub(crate) knobs: Knobs,
-    pub(crate) ccfg: SessionConfig,
-    pub(crate) scfg: SessionConfig,
+    pub(crate) ccfg: SideConfig,
+    pub(crate) scfg: SideConfig,
     pub(crate) store_cfg: StoreConfig,
     links: Vec<Link>,
     pub(crate) client: Option<Session>,
@@ -360,8 +360,8 @@ impl Sim {
     pub(crate) fn new(
         seed: u64,
         knobs: Knobs,
-        ccfg: SessionConfig,
-        scfg: SessionConfig,
+        ccfg: SideConfig,
+        scfg: SideConfig,
         store_cfg: StoreConfig,
     ) -> Self {
         let t0 = Instant::now();
@@ -369,7 +369,7 @@ impl Sim {
         let store = SessionStore::new(store_cfg.clone(), rng.seed32());
         let request = ClientRequest::new("ws://sim/x").expect("valid url");
         let releases = ccfg.report_releases;
-        let client = Session::client(request, ccfg.clone(), t0);
+        let client = Session::client(request, ccfg.session.clone(), ccfg.connection.clone(), t0);
         let mut sim = Self {
             clock: Clock::new(t0),
             rng,
@@ -543,7 +543,7 @@ impl Sim {
 
     /// Longest time a side may take to notice that its link is dead, after
     /// the last byte that could still arrive on it.
-    pub(crate) fn detection_bound(&self, cfg: &SessionConfig) -> Duration {
+    pub(crate) fn detection_bound(&self, cfg: &SideConfig) -> Duration {
         let keepalive = cfg
             .ping_interval
             .map_or(Duration::MAX, |i| i + cfg.pong_timeout);
@@ -1179,7 +1179,7 @@ impl Sim {
                     self.log(|| format!("server[{link}] accepted; Session::server"));
                     state = SrvState::Session(Box::new(Session::server(
                         *conn,
-                        self.scfg.clone(),
+                        self.scfg.session.clone(),
                         self.clock.now(),
                     )));
                     continue;
@@ -1444,7 +1444,7 @@ impl Sim {
         }
         if matches!(
             sent.outcome,
-            Some((Outcome::Dropped(DropReason::Overflow), _))
+            Some((DeliveryOutcome::Dropped(DropReason::Overflow), _))
         ) {
             self.fail(format!("{tag}{k} delivered after Dropped(Overflow)"));
         }
@@ -1501,7 +1501,7 @@ impl Sim {
         any
     }
 
-    fn outcome(&mut self, server: bool, sid: Vec<u8>, id: MessageId, outcome: Outcome) {
+    fn outcome(&mut self, server: bool, sid: Vec<u8>, id: MessageId, outcome: DeliveryOutcome) {
         let now = self.clock.now();
         let app = if server { &mut self.sa } else { &mut self.ca };
         let Some(&k) = app.by_id.get(&(sid.clone(), id)) else {
@@ -1518,14 +1518,14 @@ impl Sim {
         m.outcome = Some((outcome, now));
         let (deadline, sent_at, delivered) = (m.deadline, m.sent_at, m.delivered);
         let ok = match (outcome, deadline) {
-            (Outcome::Written, None) | (Outcome::Dropped(_), _) => true,
-            (Outcome::Acked, Some(_)) => {
+            (DeliveryOutcome::Written, None) | (DeliveryOutcome::Dropped(_), _) => true,
+            (DeliveryOutcome::Acked, Some(_)) => {
                 if delivered == 0 {
                     self.fail(format!("#{k} Acked but never delivered (server={server})"));
                 }
                 true
             }
-            (Outcome::AckFailed, Some(d)) => {
+            (DeliveryOutcome::AckFailed, Some(d)) => {
                 if now < sent_at.expect("sent") + d {
                     self.fail(format!("#{k} AckFailed before its deadline"));
                 }
@@ -1562,7 +1562,7 @@ impl Sim {
             s.unacked() <= cfg.max_outbox_messages && s.unacked_bytes() <= cfg.max_outbox_bytes
         };
         if let Some(c) = &self.client
-            && !check(c, &self.ccfg)
+            && !check(c, &self.ccfg.session)
         {
             self.fail(format!(
                 "client outbox over its bounds: {} / {}",
@@ -1572,7 +1572,7 @@ impl Sim {
         }
         for s in &self.servers {
             if let SrvState::Session(x) = &s.state
-                && !check(x, &self.scfg)
+                && !check(x, &self.scfg.session)
             {
                 self.fail("server outbox over its bounds");
             }
@@ -1785,7 +1785,7 @@ impl Sim {
                     }
                     // Dropped when the session expired, or earlier by the
                     // drop-oldest policy of a full outbox (nobody reads it).
-                    if let Some((Outcome::Dropped(r), _)) = m.outcome
+                    if let Some((DeliveryOutcome::Dropped(r), _)) = m.outcome
                         && r != DropReason::Expired
                         && r != DropReason::Overflow
                     {
@@ -1796,8 +1796,10 @@ impl Sim {
                     self.orphaned += 1;
                     continue;
                 }
-                let dropped_overflow =
-                    matches!(m.outcome, Some((Outcome::Dropped(DropReason::Overflow), _)));
+                let dropped_overflow = matches!(
+                    m.outcome,
+                    Some((DeliveryOutcome::Dropped(DropReason::Overflow), _))
+                );
                 match (dropped_overflow, m.delivered) {
                     (true, 0) => {}
                     (true, _) => self.fail(format!("{who} #{k} dropped but delivered")),
@@ -1811,7 +1813,7 @@ impl Sim {
                     }
                     (false, n) => self.fail(format!("{who} #{k} delivered {n} times")),
                 }
-                if let Some((Outcome::Dropped(r), _)) = m.outcome
+                if let Some((DeliveryOutcome::Dropped(r), _)) = m.outcome
                     && r != DropReason::Overflow
                 {
                     self.fail(format!(
@@ -1842,15 +1844,40 @@ fn new_sent(msg: Message, deadline: Option<Duration>) -> Sent {
     }
 }
 
-/// Session settings for a simulation: short timers (fake time is free, but
-/// every ping is an event) and a seeded random source.
-pub(crate) fn sim_config(rng: &mut Rng) -> SessionConfig {
-    let mut c = SessionConfig::default();
+/// One side's settings: the session's, and its connections' (a client's
+/// for every connection it makes; the server's for each one it accepts).
+/// Reads as its [`SessionConfig`] for the session's fields.
+#[derive(Clone, Debug)]
+pub(crate) struct SideConfig {
+    pub(crate) session: SessionConfig,
+    pub(crate) connection: Config,
+}
+
+impl std::ops::Deref for SideConfig {
+    type Target = SessionConfig;
+
+    fn deref(&self) -> &SessionConfig {
+        &self.session
+    }
+}
+
+impl std::ops::DerefMut for SideConfig {
+    fn deref_mut(&mut self) -> &mut SessionConfig {
+        &mut self.session
+    }
+}
+
+/// Settings for a simulation: short timers (fake time is free, but every
+/// ping is an event) and a seeded random source.
+pub(crate) fn sim_config(rng: &mut Rng) -> SideConfig {
     let mut conn = Config::default();
     conn.rng_seed = Some(rng.seed32());
     conn.handshake_timeout = Some(rng.ms(1000, 3000));
     conn.close_timeout = rng.ms(500, 2000);
-    c.connection = conn;
+    let mut c = SideConfig {
+        session: SessionConfig::default(),
+        connection: conn,
+    };
     c.ack_delay = rng.ms(1, 50);
     c.ack_every = rng.range(1, 16) as u32;
     c.ping_interval = Some(rng.ms(500, 3000));

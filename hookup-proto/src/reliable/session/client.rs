@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant};
 
 use super::{Action, Phase, Role, Session, SessionEvent, TIMERS, Timer, WireMode};
+use crate::config::Config;
 use crate::connection::Connection;
 use crate::handshake::ClientRequest;
 use crate::reliable::key::{RESUME_KEY_LEN, ResumeKey};
@@ -12,11 +13,22 @@ use crate::reliable::legacy::LEGACY_SUBPROTOCOL;
 use crate::reliable::legacy_channel::LegacyChannel;
 use crate::reliable::wire;
 use crate::reliable::{DropReason, Reconnect, SessionConfig, SessionError};
+use crate::rng::Rng;
 
 impl Session {
     /// A client session for `request` (the `hookup.v1` subprotocol is added
     /// to it). It starts by asking for a transport ([`Action::Connect`]).
-    pub fn client(request: ClientRequest, config: SessionConfig, now: Instant) -> Self {
+    ///
+    /// `connection` holds the settings of every WebSocket connection the
+    /// session makes (limits, timeouts, compression); its
+    /// [`rng_seed`](Config::rng_seed) seeds the session's generator
+    /// (reconnect jitter), which seeds each connection's in turn.
+    pub fn client(
+        request: ClientRequest,
+        config: SessionConfig,
+        connection: Config,
+        now: Instant,
+    ) -> Self {
         let request = if request.protocols().iter().any(|p| p == wire::SUBPROTOCOL) {
             request
         } else {
@@ -24,12 +36,17 @@ impl Session {
                 .protocol(wire::SUBPROTOCOL)
                 .expect("valid subprotocol token")
         };
+        let rng = connection
+            .rng_seed
+            .map_or_else(Rng::from_std, Rng::from_seed);
         let mut s = Self::new(
             Role::Client {
                 request: Box::new(request),
             },
             WireMode::V1,
             config,
+            connection,
+            rng,
             now,
         );
         s.actions.push_back(Action::Connect);
@@ -43,8 +60,14 @@ impl Session {
     /// [`legacy_server`](Self::legacy_server). It reconnects on the
     /// [`SessionConfig::reconnect`] policy; messages not yet written wait
     /// for the next connection, ack requests in flight when a connection
-    /// ends are dropped ([`DropReason::Disconnected`]).
-    pub fn legacy_client(request: ClientRequest, config: SessionConfig, now: Instant) -> Self {
+    /// ends are dropped ([`DropReason::Disconnected`]). `connection` is as
+    /// for [`client`](Self::client).
+    pub fn legacy_client(
+        request: ClientRequest,
+        config: SessionConfig,
+        connection: Config,
+        now: Instant,
+    ) -> Self {
         let request = if request.protocols().iter().any(|p| p == LEGACY_SUBPROTOCOL) {
             request
         } else {
@@ -52,12 +75,17 @@ impl Session {
                 .protocol(LEGACY_SUBPROTOCOL)
                 .expect("valid subprotocol token")
         };
+        let rng = connection
+            .rng_seed
+            .map_or_else(Rng::from_std, Rng::from_seed);
         let mut s = Self::new(
             Role::Client {
                 request: Box::new(request),
             },
             WireMode::Legacy(LegacyChannel::new()),
             config,
+            connection,
+            rng,
             now,
         );
         s.actions.push_back(Action::Connect);
@@ -129,7 +157,7 @@ impl Session {
             }
             return;
         }
-        let mut config = self.config.connection.clone();
+        let mut config = self.connection.clone();
         if config.rng_seed.is_some() {
             let mut seed = [0u8; 32];
             self.rng.fill(&mut seed);

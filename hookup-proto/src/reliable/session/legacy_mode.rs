@@ -18,7 +18,7 @@ impl Session {
         let limits = self
             .conn
             .as_ref()
-            .map_or(&self.config.connection, Connection::config);
+            .map_or(&self.connection, Connection::config);
         let max = limits.max_frame_size.min(limits.max_message_size);
         let mut inner = String::new();
         legacy::render_payload(payload, &mut inner);

@@ -21,8 +21,9 @@ use super::key::{RESUME_KEY_LEN, ResumeKey};
 use super::legacy::{LEGACY_SUBPROTOCOL, Payload, RawJson};
 use super::legacy_channel::LegacyChannel;
 use super::wire;
-use super::{DropReason, MessageId, Outcome, SendError, SessionConfig, SessionError};
+use super::{DeliveryOutcome, DropReason, MessageId, SendError, SessionConfig, SessionError};
 use crate::close::CloseCode;
+use crate::config::Config;
 use crate::connection::Connection;
 use crate::event::{Event, Initiator};
 use crate::handshake::ClientRequest;
@@ -90,7 +91,7 @@ pub enum SessionEvent {
     /// (Client) The reconnect policy is exhausted; unacknowledged messages
     /// without an outcome yet are reported dropped by
     /// [`Session::poll_outcome`] ([`DropReason::GaveUp`]; those already
-    /// reported [`Outcome::Written`] are not reported again). Terminal.
+    /// reported [`DeliveryOutcome::Written`] are not reported again). Terminal.
     GaveUp,
     /// An application message, delivered once and in order.
     Message(Message),
@@ -169,7 +170,7 @@ impl WireMode {
 /// (they answer this side's sends; events come from the peer or the
 /// transport), so a sender can collect the outcome of a message right after
 /// its [`send`](Self::send) — a message written at once is reported
-/// [`Outcome::Written`] by then — without going through the events.
+/// [`DeliveryOutcome::Written`] by then — without going through the events.
 ///
 /// Taking output ([`poll_transmit`](Self::poll_transmit),
 /// [`advance_transmit`](Self::advance_transmit)) makes room under
@@ -190,6 +191,10 @@ impl WireMode {
 pub struct Session {
     role: Role,
     config: SessionConfig,
+    /// The WebSocket settings: (client) of every connection it makes,
+    /// (server) those of the connection it was given. Also the limits a
+    /// message is checked against while there is no connection.
+    connection: Config,
     conn: Option<Connection>,
     channel: Channel,
     id: Vec<u8>,
@@ -221,18 +226,21 @@ pub struct Session {
     stale_messages: u64,
     /// Outcomes not in the channel's queue: legacy mode's, and those left in
     /// a channel taken out by [`take_state`](Self::take_state).
-    outcomes: VecDeque<(MessageId, Outcome)>,
+    outcomes: VecDeque<(MessageId, DeliveryOutcome)>,
     /// Legacy mode: messages released (every outcome releases one).
     legacy_released: u64,
     now: Instant,
 }
 
 impl Session {
-    fn new(role: Role, wire: WireMode, config: SessionConfig, now: Instant) -> Self {
-        let rng = config
-            .connection
-            .rng_seed
-            .map_or_else(Rng::from_std, Rng::from_seed);
+    fn new(
+        role: Role,
+        wire: WireMode,
+        config: SessionConfig,
+        connection: Config,
+        rng: Rng,
+        now: Instant,
+    ) -> Self {
         let mut channel = Channel::new();
         if config.report_releases {
             channel.released = Some(VecDeque::new());
@@ -240,6 +248,7 @@ impl Session {
         Self {
             role,
             config,
+            connection,
             conn: None,
             channel,
             id: Vec::new(),
@@ -319,8 +328,7 @@ impl Session {
     }
 
     fn greeting_timeout(&self) -> Duration {
-        self.config
-            .connection
+        self.connection
             .handshake_timeout
             .unwrap_or(Duration::from_secs(10))
     }
@@ -366,7 +374,7 @@ impl Session {
         let limits = self
             .conn
             .as_ref()
-            .map_or(&self.config.connection, Connection::config);
+            .map_or(&self.connection, Connection::config);
         let max = limits.max_frame_size.min(limits.max_message_size);
         if message.len().saturating_add(wire::DATA_HEADER_LEN) > max {
             return Err(SendError::TooLarge);
@@ -501,7 +509,7 @@ impl Session {
 
     /// The next outcome of a [`send`](Self::send): the message's id and
     /// what became of it. Every message sent gets exactly one.
-    pub fn poll_outcome(&mut self) -> Option<(MessageId, Outcome)> {
+    pub fn poll_outcome(&mut self) -> Option<(MessageId, DeliveryOutcome)> {
         self.outcomes
             .pop_front()
             .or_else(|| self.channel.poll_outcome())

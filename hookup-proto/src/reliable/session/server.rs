@@ -12,12 +12,19 @@ use crate::reliable::legacy_channel::LegacyChannel;
 use crate::reliable::store::SessionState;
 use crate::reliable::wire;
 use crate::reliable::{SessionConfig, SessionError};
+use crate::rng::Rng;
 
 impl Session {
     /// A server session on a connection that accepted the `hookup.v1`
     /// subprotocol. It waits for HELLO ([`SessionEvent::Hello`]).
+    ///
+    /// The session goes by the connection's settings
+    /// ([`Connection::config`]): its handshake timeout bounds the wait for
+    /// HELLO, its limits bound what [`send`](Self::send) accepts, and its
+    /// [`rng_seed`](crate::Config::rng_seed) seeds the session's generator
+    /// (one step removed: the session never repeats the connection's stream).
     pub fn server(conn: Connection, config: SessionConfig, now: Instant) -> Self {
-        let mut s = Self::new(Role::Server, WireMode::V1, config, now);
+        let mut s = Self::new_server(&conn, WireMode::V1, config, now);
         s.conn = Some(conn);
         s.phase = Phase::Greeting;
         s.set_timer(Timer::Deadline, now + s.greeting_timeout());
@@ -46,18 +53,25 @@ impl Session {
     /// message is [released](SessionEvent::Released) with its outcome.
     ///
     /// [`take_state`](Self::take_state) has nothing to give back: there is
-    /// nothing to park.
+    /// nothing to park. The connection's settings are used as by
+    /// [`server`](Self::server).
     pub fn legacy_server(conn: Connection, config: SessionConfig, now: Instant) -> Self {
-        let mut s = Self::new(
-            Role::Server,
-            WireMode::Legacy(LegacyChannel::new()),
-            config,
-            now,
-        );
+        let mut s = Self::new_server(&conn, WireMode::Legacy(LegacyChannel::new()), config, now);
         s.conn = Some(conn);
         s.establish(false);
         s.pump();
         s
+    }
+
+    /// A server session with `conn`'s settings (not yet holding it).
+    fn new_server(conn: &Connection, wire: WireMode, config: SessionConfig, now: Instant) -> Self {
+        let connection = conn.config().clone();
+        let rng = connection.rng_seed.map_or_else(Rng::from_std, |seed| {
+            let mut derived = [0u8; 32];
+            Rng::from_seed(seed).fill(&mut derived);
+            Rng::from_seed(derived)
+        });
+        Self::new(Role::Server, wire, config, connection, rng, now)
     }
 
     /// (Server) Attaches the session state for the id of
