@@ -1,7 +1,7 @@
 //! A server's sessions while their clients are away.
 
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use core::net::IpAddr;
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use super::channel::Channel;
