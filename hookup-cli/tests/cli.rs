@@ -33,9 +33,9 @@ fn finish(mut guard: Guard, limit: Duration) -> (ExitStatus, String, String) {
     }
 }
 
-/// Runs `hookup connect` with `input` on stdin.
-fn connect(args: &[&str], input: &str) -> (ExitStatus, String, String) {
-    let mut child = Command::new(BIN)
+/// `hookup connect ARGS` with piped stdin, stdout and stderr.
+fn spawn_connect(args: &[&str]) -> std::process::Child {
+    Command::new(BIN)
         .arg("connect")
         .args(args)
         .env("RUST_LOG", "warn")
@@ -43,7 +43,12 @@ fn connect(args: &[&str], input: &str) -> (ExitStatus, String, String) {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("spawn hookup connect");
+        .expect("spawn hookup connect")
+}
+
+/// Runs `hookup connect` with `input` on stdin.
+fn connect(args: &[&str], input: &str) -> (ExitStatus, String, String) {
+    let mut child = spawn_connect(args);
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(input.as_bytes()).unwrap();
     drop(stdin); // EOF: the client sends what it read, lingers, closes.
@@ -78,14 +83,7 @@ fn connect_to_closed_port_fails() {
 #[test]
 fn connect_exits_when_the_server_closes_while_stdin_is_open() {
     let (_server, port) = serve_with(&["--max-message-size", "16"]);
-    let mut child = Command::new(BIN)
-        .args(["connect", &format!("ws://127.0.0.1:{port}/echo")])
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn hookup connect");
+    let mut child = spawn_connect(&[&format!("ws://127.0.0.1:{port}/echo")]);
     let mut stdin = child.stdin.take().unwrap();
     stdin
         .write_all(b"a line well over the sixteen bytes the server takes\n")
